@@ -1,0 +1,91 @@
+"""omniq_trio: a background task queue built on trio's structured concurrency.
+
+::
+
+    omniq = AsyncOmniQ(Settings(backend="file", base_dir=Path("./omniq_data")))
+    task_id = await omniq.enqueue(send_email, "ada@example.com")
+    async with trio.open_nursery() as nursery:
+        workers = omniq.worker(concurrency=4)
+        await nursery.start(workers.run)
+        result = await omniq.get_result(task_id, wait=True)
+        await workers.stop()
+"""
+
+from ._call import RESERVED_OPTIONS as RESERVED_OPTIONS
+from ._call import Call as Call
+from ._call import TaskOptionError as TaskOptionError
+from ._client import AsyncOmniQ as AsyncOmniQ
+from ._serve import serve as serve
+from .config import Settings as Settings
+from .errors import (
+    ConfigError as ConfigError,
+)
+from .errors import (
+    FunctionImportError as FunctionImportError,
+)
+from .errors import (
+    InvalidTransitionError as InvalidTransitionError,
+)
+from .errors import (
+    JournalCorruptError as JournalCorruptError,
+)
+from .errors import (
+    LeaseLostError as LeaseLostError,
+)
+from .errors import (
+    OmniQError as OmniQError,
+)
+from .errors import (
+    SerializationError as SerializationError,
+)
+from .errors import (
+    StoreError as StoreError,
+)
+from .errors import (
+    TaskNotFoundError as TaskNotFoundError,
+)
+from .errors import (
+    TaskTimeoutError as TaskTimeoutError,
+)
+from .models import Task as Task
+from .models import TaskError as TaskError
+from .models import TaskResult as TaskResult
+from .models import TaskStatus as TaskStatus
+from .store import Store as Store
+from .worker import PoolStatistics as PoolStatistics
+from .worker import WorkerPool as WorkerPool
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RESERVED_OPTIONS",
+    "AsyncOmniQ",
+    "Call",
+    "ConfigError",
+    "FunctionImportError",
+    "InvalidTransitionError",
+    "JournalCorruptError",
+    "LeaseLostError",
+    "OmniQError",
+    "PoolStatistics",
+    "SerializationError",
+    "Settings",
+    "Store",
+    "StoreError",
+    "Task",
+    "TaskError",
+    "TaskNotFoundError",
+    "TaskOptionError",
+    "TaskResult",
+    "TaskStatus",
+    "TaskTimeoutError",
+    "WorkerPool",
+    "serve",
+]
+
+# Objects defined in private modules report their public path.
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("omniq_trio._"):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -1,0 +1,49 @@
+"""Wall-clock time for stored timestamps, kept in step with trio's clock.
+
+Every timer in omniq_trio runs on trio's clock; only timestamps that are
+stored (created_at, eta, lease_until) are wall-clock times, and they all come
+from here. When the running trio clock is a ``trio.testing.MockClock``, wall
+time is derived from it, so a schedule of hours runs in milliseconds under
+``autojump_clock`` and every eta, backoff and lease lines up exactly.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+
+import trio
+import trio.testing
+
+__all__ = ["Clock"]
+
+
+class Clock:
+    """The source of wall-clock time: ``time.time()``, or virtual under MockClock."""
+
+    def __init__(self) -> None:
+        # wall time minus trio time, per mock clock, fixed at first use
+        self._anchors: weakref.WeakKeyDictionary[trio.abc.Clock, float] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def now(self) -> float:
+        """Seconds since the epoch."""
+        try:
+            clock = trio.lowlevel.current_clock()
+        except RuntimeError:  # not inside trio (a worker thread, sync code)
+            return time.time()
+        if not isinstance(clock, trio.testing.MockClock):
+            return time.time()
+        anchor = self._anchors.get(clock)
+        if anchor is None:
+            anchor = self._anchors[clock] = time.time() - clock.current_time()
+        return anchor + clock.current_time()
+
+    def trio_deadline(self, wall_time: float) -> float:
+        """The trio-clock deadline at which the wall clock reads ``wall_time``."""
+        return trio.current_time() + (wall_time - self.now())
+
+
+#: The clock omniq_trio uses unless one is passed in.
+DEFAULT_CLOCK = Clock()

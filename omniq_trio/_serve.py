@@ -1,0 +1,70 @@
+"""``serve``: run a worker as a process until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import signal
+import threading
+
+import trio
+
+from ._client import AsyncOmniQ
+from .config import Settings
+from .logging import configure_logging, worker_logger
+from .worker import WorkerPool
+
+__all__ = ["serve"]
+
+
+async def serve(
+    settings: Settings | None = None,
+    *,
+    task_status: trio.TaskStatus[WorkerPool] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run a worker pool from ``settings`` (default ``Settings.from_env()``) until stopped.
+
+    ``trio.run(omniq_trio.serve)`` runs it as a process: the first SIGINT or
+    SIGTERM stops it gracefully (running tasks get ``shutdown_timeout``), a
+    second one stops it at once (running tasks go back to the queue, nothing is
+    lost). ``await nursery.start(omniq_trio.serve, settings)`` embeds it and
+    returns the running ``WorkerPool``; stop it with ``pool.stop()`` or by
+    cancelling. Modules in ``settings.imports`` are imported first.
+    """
+    settings = Settings.from_env() if settings is None else settings
+    if not logging.getLogger().handlers:
+        configure_logging(settings.log_level)
+    for module in settings.imports:
+        importlib.import_module(module)
+    async with AsyncOmniQ(settings) as omniq, trio.open_nursery() as nursery:
+        pool = omniq.worker()
+        if threading.current_thread() is threading.main_thread():
+            await nursery.start(_stop_on_signals, pool)
+        await pool.run(task_status=task_status)
+        nursery.cancel_scope.cancel()
+
+
+async def _stop_on_signals(
+    pool: WorkerPool, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
+        received = 0
+        async for signum in signals:
+            received += 1
+            name = signal.Signals(signum).name
+            if received == 1:
+                running = pool.statistics().tasks_running
+                worker_logger.warning(
+                    "%s received: stopping gracefully, %d task(s) still finishing "
+                    "(up to %ss); send it again to stop now",
+                    name,
+                    running,
+                    pool.settings.shutdown_timeout,
+                )
+                pool.stop_nowait()
+            else:
+                worker_logger.warning(
+                    "%s received again: stopping now; running tasks go back to the queue", name
+                )
+                pool.stop_nowait(timeout=0)

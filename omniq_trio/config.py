@@ -1,0 +1,235 @@
+"""``Settings``: every tunable of omniq_trio in one validated, immutable value.
+
+Each field can also be set from the environment as ``OMNIQ_<FIELD NAME IN
+CAPITALS>`` through :meth:`Settings.from_env` (``OMNIQ_BACKEND=postgres``,
+``OMNIQ_CONCURRENCY=8``, ``OMNIQ_IMPORTS=app.tasks,app.jobs``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import attrs
+
+from .errors import ConfigError
+
+__all__ = ["Settings"]
+
+Backend = Literal["memory", "file", "postgres"]
+FsyncPolicy = Literal["always", "interval", "never"]
+Serializer = Literal["json", "pickle"]
+SyncTasks = Literal["thread", "inline"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+ENV_PREFIX = "OMNIQ_"
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not (_is_number(value) and value >= 0):  # type: ignore[operator]
+        raise ConfigError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
+
+
+def _positive(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not (_is_number(value) and value > 0):  # type: ignore[operator]
+        raise ConfigError(f"{attribute.name} must be a finite number > 0, got {value!r}")
+
+
+def _one_of(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    choices = get_args(_resolve(attribute.name))
+    if value not in choices:
+        raise ConfigError(
+            f"{attribute.name} must be one of {', '.join(map(repr, choices))}, got {value!r}"
+        )
+
+
+def _fraction(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not (_is_number(value) and 0 <= value <= 1):  # type: ignore[operator]
+        raise ConfigError(f"{attribute.name} must be between 0 and 1, got {value!r}")
+
+
+def _identifier(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not (isinstance(value, str) and value.isidentifier() and value.lower() == value):
+        raise ConfigError(
+            f"{attribute.name} must be a lower-case identifier (letters, digits, _), got {value!r}"
+        )
+
+
+def _to_path(value: str | os.PathLike[str]) -> Path:
+    try:
+        return Path(value)
+    except TypeError:
+        raise ConfigError(f"base_dir must be a path, got {value!r}") from None
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """How omniq_trio stores tasks and runs workers.
+
+    All times are in seconds. Invalid values raise
+    :class:`~omniq_trio.errors.ConfigError` naming the field.
+    """
+
+    #: Where tasks live: ``"file"`` (the journal in ``base_dir``, the default),
+    #: ``"postgres"`` (``dsn``) or ``"memory"`` (this process only; for tests).
+    backend: Backend = attrs.field(default="file", validator=_one_of)
+    #: Directory of the file journal; created (owner-only) when missing.
+    base_dir: Path = attrs.field(default=Path("./omniq_data"), converter=_to_path)
+    #: PostgreSQL connection string for ``backend="postgres"``.
+    dsn: str | None = None
+    #: PostgreSQL schema holding omniq_trio's tables.
+    postgres_schema: str = attrs.field(default="omniq", validator=_identifier)
+
+    #: Tasks a worker runs at once (``serve`` and the ``worker`` command).
+    concurrency: int = attrs.field(default=1)
+    #: Longest a worker waits before looking for due tasks again.
+    poll_interval: float = attrs.field(default=1.0, validator=_positive)
+    #: How long a graceful stop lets running tasks finish before cancelling them.
+    shutdown_timeout: float = attrs.field(default=30.0, validator=_non_negative)
+    #: How long a claim stays valid without renewal; renewed every third of it.
+    lease_duration: float = attrs.field(default=30.0, validator=_positive)
+
+    #: Retries for tasks enqueued without ``max_retries``.
+    default_max_retries: int = attrs.field(default=0)
+    #: Execution timeout for tasks enqueued without ``timeout`` (``None``: no limit).
+    default_timeout: float | None = attrs.field(default=None, validator=_positive)
+    #: First retry waits this long; each further retry doubles it ...
+    retry_backoff: float = attrs.field(default=1.0, validator=_non_negative)
+    #: ... up to this cap.
+    retry_backoff_max: float = attrs.field(default=300.0, validator=_non_negative)
+    #: Each wait is shortened by a random fraction up to this, so that retries
+    #: of tasks that failed together spread out.
+    retry_jitter: float = attrs.field(default=0.1, validator=_fraction)
+
+    #: How long finished tasks and their results are kept.
+    result_ttl: float = attrs.field(default=86_400.0, validator=_positive)
+
+    #: When journal writes reach the disk before they are acknowledged:
+    #: ``"always"`` (each acknowledged change survives a power cut), ``"interval"``
+    #: (at most ``fsync_interval`` of acknowledged changes can be lost to an OS
+    #: crash; none to a process crash), ``"never"`` (left to the OS).
+    fsync: FsyncPolicy = attrs.field(default="always", validator=_one_of)
+    fsync_interval: float = attrs.field(default=0.05, validator=_positive)
+    #: Compact the journal when dead records make up this fraction of it ...
+    compact_threshold: float = attrs.field(default=0.75, validator=_fraction)
+    #: ... and it has at least this many records.
+    compact_min_records: int = attrs.field(default=10_000)
+
+    #: How arguments and results are encoded: ``"json"`` (portable, the default)
+    #: or ``"pickle"`` (any picklable object; only with trusted producers).
+    serializer: Serializer = attrs.field(default="json", validator=_one_of)
+    #: Where sync (non-async) task functions run: ``"thread"`` (a worker
+    #: thread, the default) or ``"inline"`` (on the trio thread, blocking it
+    #: while they run). Use ``"inline"`` in tests under trio's MockClock with
+    #: autojump, which would otherwise advance virtual time while a thread runs.
+    sync_tasks: SyncTasks = attrs.field(default="thread", validator=_one_of)
+    #: Modules a worker imports at start, so their tasks are registered.
+    imports: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    #: Level of the ``omniq_trio`` logger.
+    log_level: LogLevel = attrs.field(default="INFO", converter=_upper, validator=_one_of)
+
+    @concurrency.validator
+    def _check_concurrency(self, attribute: attrs.Attribute[int], value: int) -> None:
+        _check_int(attribute.name, value, minimum=1)
+
+    @default_max_retries.validator
+    def _check_retries(self, attribute: attrs.Attribute[int], value: int) -> None:
+        _check_int(attribute.name, value, minimum=0)
+
+    @compact_min_records.validator
+    def _check_min_records(self, attribute: attrs.Attribute[int], value: int) -> None:
+        _check_int(attribute.name, value, minimum=0)
+
+    def __attrs_post_init__(self) -> None:
+        if self.backend == "postgres" and not self.dsn:
+            raise ConfigError(
+                "backend='postgres' needs a dsn, e.g. Settings(backend='postgres', "
+                "dsn='postgresql://user@host/db') or OMNIQ_DSN"
+            )
+
+    def evolve(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied (and validated)."""
+        return attrs.evolve(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``OMNIQ_*`` variables, then ``overrides``, then defaults.
+
+        Raises :class:`~omniq_trio.errors.ConfigError` naming the variable when
+        one cannot be parsed, and for ``OMNIQ_*`` names that are not settings
+        (a typo would otherwise be silently ignored).
+        """
+        environ = os.environ if environ is None else environ
+        fields = {f.name: f for f in attrs.fields(cls)}
+        values: dict[str, Any] = {}
+        for key, raw in environ.items():
+            if not key.startswith(ENV_PREFIX):
+                continue
+            name = key[len(ENV_PREFIX) :].lower()
+            if name in _NOT_SETTINGS:
+                continue
+            if name not in fields:
+                raise ConfigError(
+                    f"{key} is not an omniq_trio setting; known: "
+                    + ", ".join(ENV_PREFIX + n.upper() for n in fields)
+                )
+            values[name] = _parse_env(key, raw, _resolve(name))
+        values.update(overrides)
+        return cls(**values)
+
+
+# OMNIQ_* variables that belong to other tools (tests, benchmarks), not to Settings.
+_NOT_SETTINGS = frozenset({"test_postgres_dsn"})
+
+
+def _check_int(name: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _resolve(name: str) -> Any:
+    return typing.get_type_hints(Settings)[name]
+
+
+def _parse_env(key: str, raw: str, hint: Any) -> Any:
+    """Parse one variable by the type of its field."""
+    origin = get_origin(hint)
+    args = get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if raw.strip().lower() in ("", "none", "null"):
+            return None
+        (hint,) = [a for a in args if a is not type(None)]
+        origin, args = get_origin(hint), get_args(hint)
+    try:
+        if origin is Literal:
+            return raw.strip().upper() if key == "OMNIQ_LOG_LEVEL" else raw.strip().lower()
+        if hint is bool:
+            return {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}[
+                raw.strip().lower()
+            ]
+        if hint is int:
+            return int(raw)
+        if hint is float:
+            return float(raw)
+        if hint is Path:
+            return Path(raw)
+        if origin is tuple:
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        return raw
+    except (KeyError, ValueError):
+        raise ConfigError(
+            f"{key}={raw!r} is not a valid {getattr(hint, '__name__', hint)}"
+        ) from None

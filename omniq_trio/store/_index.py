@@ -1,0 +1,431 @@
+"""``TaskIndex``: the state of every task in memory, changed only by events.
+
+The memory store is this index; the file journal is this index plus a log of
+its events. ``*_event`` methods check a requested change against the current
+state and the lifecycle (raising a named error and changing nothing when it is
+not allowed) and return the event that makes it; :meth:`TaskIndex.apply`
+makes it. An event built by the index is valid by construction, so ``apply``
+never fails, which is what lets the journal replay its log without checks.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from typing import Any, Final
+
+import attrs
+
+from ..errors import InvalidTransitionError, LeaseLostError, TaskNotFoundError
+from ..models import (
+    CLAIMABLE_STATUSES,
+    FINISHED_STATUSES,
+    Task,
+    TaskError,
+    TaskResult,
+    TaskStatus,
+    check_transition,
+)
+from ._events import (
+    Cancelled,
+    Claimed,
+    Completed,
+    Event,
+    Failed,
+    Purged,
+    Put,
+    Released,
+    Renewed,
+    Retried,
+)
+
+__all__ = ["DuplicateTaskError", "TaskIndex"]
+
+_PENDING: Final = TaskStatus.PENDING
+_RUNNING: Final = TaskStatus.RUNNING
+
+
+class DuplicateTaskError(InvalidTransitionError):
+    """A task with this id already exists."""
+
+    def __init__(self, task_id: str) -> None:
+        Exception.__init__(self, f"a task with id {task_id!r} already exists")
+        self.task_id = task_id
+
+
+class TaskIndex:
+    """Tasks, results, and the queues that make claiming and expiry cheap."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, Task] = {}
+        self.results: dict[str, TaskResult] = {}
+        self.counts: Counter[TaskStatus] = Counter()
+        # Claimable tasks sit in one of two heaps: `_scheduled` by eta until
+        # they are due, then `_ready` by (-priority, eta, seq). Entries are
+        # removed lazily: one is live only while `_queued[id] == seq`.
+        self._seq = itertools.count()
+        self._queued: dict[str, int] = {}
+        self._scheduled: list[tuple[float, int, str]] = []
+        self._ready: list[tuple[int, float, int, str]] = []
+        self._held: dict[str, set[str]] = {}
+        # (finished_at, id) in the order tasks finished, for purging old results
+        self._finished: deque[tuple[float, str]] = deque()
+
+    # ----------------------------------------------------------------- queries
+
+    def get(self, task_id: str) -> Task:
+        try:
+            return self.tasks[task_id]
+        except KeyError:
+            raise TaskNotFoundError(task_id) from None
+
+    def list(self, status: TaskStatus | None = None, limit: int | None = None) -> list[Task]:
+        """Tasks in the order they were enqueued, optionally of one status."""
+        tasks: Iterable[Task] = self.tasks.values()
+        if status is not None:
+            tasks = (t for t in tasks if t.status is status)
+        return list(itertools.islice(tasks, limit))
+
+    def held_by(self, worker_id: str) -> frozenset[str]:
+        return frozenset(self._held.get(worker_id, ()))
+
+    def next_due(self, now: float) -> float | None:
+        """The earliest eta of a claimable task (``now`` or earlier if one is due)."""
+        self._promote(now)
+        while self._ready:
+            _, eta, seq, task_id = self._ready[0]
+            if self._queued.get(task_id) == seq:
+                return eta
+            heapq.heappop(self._ready)
+        while self._scheduled:
+            eta, seq, task_id = self._scheduled[0]
+            if self._queued.get(task_id) == seq:
+                return eta
+            heapq.heappop(self._scheduled)
+        return None
+
+    def oldest_pending(self) -> Task | None:
+        """The claimable task that was enqueued first."""
+        for task in self.tasks.values():
+            if task.status in CLAIMABLE_STATUSES:
+                return task
+        return None
+
+    def dead_count(self) -> int:
+        """Tasks whose records no longer matter once their results expire: finished ones."""
+        return sum(self.counts[s] for s in FINISHED_STATUSES)
+
+    # ----------------------------------------------------------- event builders
+
+    def enqueue_event(self, task: Task) -> Put:
+        if task.id in self.tasks:
+            raise DuplicateTaskError(task.id)
+        if task.status is not _PENDING:
+            raise InvalidTransitionError(task.id, task.status, _PENDING)
+        return Put(task)
+
+    def claim_event(
+        self, worker_id: str, *, now: float, limit: int, lease_until: float
+    ) -> Claimed | None:
+        """Pick up to ``limit`` due tasks: highest priority, then earliest eta, then FIFO."""
+        self._promote(now)
+        ids: list[str] = []
+        ready = self._ready
+        queued = self._queued
+        while ready and len(ids) < limit:
+            _, _, seq, task_id = heapq.heappop(ready)
+            if queued.get(task_id) == seq:
+                del queued[task_id]
+                ids.append(task_id)
+        if not ids:
+            return None
+        return Claimed(tuple(ids), worker_id, lease_until, now)
+
+    def complete_event(
+        self, task_id: str, worker_id: str, value: Any, *, at: float, next_eta: float | None = None
+    ) -> Completed:
+        self._check_held(
+            task_id, worker_id, _PENDING if next_eta is not None else TaskStatus.SUCCESS
+        )
+        return Completed(task_id, worker_id, value, at, next_eta)
+
+    def fail_event(
+        self,
+        task_id: str,
+        worker_id: str,
+        error: TaskError,
+        *,
+        at: float,
+        retry_at: float | None = None,
+        next_eta: float | None = None,
+    ) -> Failed:
+        if retry_at is not None:
+            new = TaskStatus.RETRYING
+        elif next_eta is not None:
+            new = _PENDING
+        else:
+            new = TaskStatus.FAILED
+        self._check_held(task_id, worker_id, new)
+        return Failed(task_id, worker_id, error, at, retry_at, next_eta)
+
+    def release_event(self, task_ids: Iterable[str], worker_id: str) -> Released | None:
+        """Release those of ``task_ids`` that ``worker_id`` still holds."""
+        held = self._held.get(worker_id, set())
+        ids = tuple(dict.fromkeys(t for t in task_ids if t in held))
+        return Released(ids) if ids else None
+
+    def renew_event(self, worker_id: str, *, lease_until: float) -> Renewed | None:
+        return Renewed(worker_id, lease_until) if self._held.get(worker_id) else None
+
+    def expired_event(self, *, now: float) -> Released | None:
+        """Release every running task whose lease ended before ``now``."""
+        ids = tuple(
+            task_id
+            for held in self._held.values()
+            for task_id in held
+            if (lease := self.tasks[task_id].lease_until) is not None and lease < now
+        )
+        return Released(ids) if ids else None
+
+    def cancel_event(self, task_id: str, *, at: float) -> Cancelled | None:
+        """None when the task has already finished (there is nothing to cancel)."""
+        task = self.get(task_id)
+        if task.status in FINISHED_STATUSES:
+            return None
+        check_transition(task_id, task.status, TaskStatus.CANCELLED)
+        return Cancelled(task_id, at)
+
+    def retry_event(self, task_id: str, *, at: float) -> Retried:
+        task = self.get(task_id)
+        check_transition(task_id, task.status, _PENDING)
+        if task.status is not TaskStatus.FAILED:
+            raise InvalidTransitionError(task_id, task.status, _PENDING)
+        return Retried(task_id, at)
+
+    def purge_event(self, *, finished_before: float, limit: int | None = None) -> Purged | None:
+        """Finished tasks whose last run ended before ``finished_before``."""
+        ids: list[str] = []
+        for finished_at, task_id in self._finished:
+            if finished_at >= finished_before or (limit is not None and len(ids) >= limit):
+                break
+            task = self.tasks.get(task_id)
+            if (
+                task is not None
+                and task.status in FINISHED_STATUSES
+                and task.finished_at == finished_at
+            ):
+                ids.append(task_id)
+        return Purged(tuple(ids)) if ids else None
+
+    def _check_held(self, task_id: str, worker_id: str, new: TaskStatus) -> None:
+        task = self.get(task_id)
+        if task.status is not _RUNNING or task.worker_id != worker_id:
+            detail = (
+                f"it is {task.status.value}"
+                if task.status is not _RUNNING
+                else f"it was handed to {task.worker_id} after the lease expired"
+            )
+            raise LeaseLostError(task_id, worker_id, detail)
+        check_transition(task_id, _RUNNING, new)
+
+    # ------------------------------------------------------------------- apply
+
+    def apply(self, event: Event) -> None:
+        """Make the change ``event`` describes."""
+        match event:
+            case Put(task, result):
+                self._put(task, result)
+            case Claimed(ids, worker_id, lease_until, at):
+                held = self._held.setdefault(worker_id, set())
+                for task_id in ids:
+                    task = self.tasks[task_id]
+                    self._queued.pop(task_id, None)
+                    self._set(
+                        task,
+                        attrs.evolve(
+                            task,
+                            status=_RUNNING,
+                            started_at=at,
+                            worker_id=worker_id,
+                            lease_until=lease_until,
+                        ),
+                    )
+                    held.add(task_id)
+            case Renewed(worker_id, lease_until):
+                for task_id in self._held.get(worker_id, ()):
+                    task = self.tasks[task_id]
+                    self.tasks[task_id] = attrs.evolve(task, lease_until=lease_until)
+            case Completed(task_id, _, value, at, next_eta):
+                task = self._unhold(task_id)
+                self.results[task_id] = TaskResult(
+                    task_id, TaskStatus.SUCCESS, value, None, task.attempts + 1, task.started_at, at
+                )
+                if next_eta is None:
+                    self._finish(
+                        task, TaskStatus.SUCCESS, at, attempts=task.attempts + 1, error=None
+                    )
+                else:
+                    self._requeue(task, next_eta, attempts=0, error=None, finished_at=at)
+            case Failed(task_id, _, error, at, retry_at, next_eta):
+                task = self._unhold(task_id)
+                if retry_at is not None:
+                    self._requeue(
+                        task,
+                        retry_at,
+                        attempts=task.attempts + 1,
+                        error=error,
+                        finished_at=task.finished_at,
+                        status=TaskStatus.RETRYING,
+                    )
+                    return
+                self.results[task_id] = TaskResult(
+                    task_id, TaskStatus.FAILED, None, error, task.attempts + 1, task.started_at, at
+                )
+                if next_eta is None:
+                    self._finish(
+                        task, TaskStatus.FAILED, at, attempts=task.attempts + 1, error=error
+                    )
+                else:
+                    self._requeue(task, next_eta, attempts=0, error=error, finished_at=at)
+            case Released(ids):
+                for task_id in ids:
+                    task = self._unhold(task_id)
+                    self._requeue(
+                        task,
+                        task.eta,
+                        attempts=task.attempts,
+                        error=task.error,
+                        finished_at=task.finished_at,
+                    )
+            case Cancelled(task_id, at):
+                task = self.tasks[task_id]
+                if task.status is _RUNNING:
+                    task = self._unhold(task_id)
+                self._queued.pop(task_id, None)
+                self.results[task_id] = TaskResult(
+                    task_id, TaskStatus.CANCELLED, None, None, task.attempts, task.started_at, at
+                )
+                self._finish(
+                    task, TaskStatus.CANCELLED, at, attempts=task.attempts, error=task.error
+                )
+            case Retried(task_id, at):
+                task = self.tasks[task_id]
+                self.results.pop(task_id, None)
+                self._requeue(task, at, attempts=0, error=task.error, finished_at=None)
+            case Purged(ids):
+                for task_id in ids:
+                    task = self.tasks.pop(task_id)
+                    self.counts[task.status] -= 1
+                    self.results.pop(task_id, None)
+                self._drop_stale_finished()
+
+    def apply_all(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self.apply(event)
+
+    def snapshot(self) -> Iterator[Put]:
+        """Events that rebuild the current state in a fresh index (for compaction)."""
+        for task_id, task in self.tasks.items():
+            yield Put(task, self.results.get(task_id))
+
+    # ----------------------------------------------------------------- helpers
+
+    def _put(self, task: Task, result: TaskResult | None) -> None:
+        old = self.tasks.get(task.id)
+        if old is not None:
+            self.counts[old.status] -= 1
+        self.tasks[task.id] = task
+        self.counts[task.status] += 1
+        if result is not None:
+            self.results[task.id] = result
+        if task.status in CLAIMABLE_STATUSES:
+            self._enqueue_ready(task)
+        elif task.status is _RUNNING and task.worker_id is not None:
+            self._held.setdefault(task.worker_id, set()).add(task.id)
+        elif task.status in FINISHED_STATUSES and task.finished_at is not None:
+            self._finished.append((task.finished_at, task.id))
+
+    def _set(self, old: Task, new: Task) -> None:
+        self.tasks[new.id] = new
+        if old.status is not new.status:
+            self.counts[old.status] -= 1
+            self.counts[new.status] += 1
+
+    def _unhold(self, task_id: str) -> Task:
+        task = self.tasks[task_id]
+        if task.worker_id is not None:
+            held = self._held.get(task.worker_id)
+            if held is not None:
+                held.discard(task_id)
+                if not held:
+                    del self._held[task.worker_id]
+        return task
+
+    def _requeue(
+        self,
+        task: Task,
+        eta: float,
+        *,
+        attempts: int,
+        error: TaskError | None,
+        finished_at: float | None,
+        status: TaskStatus = _PENDING,
+    ) -> None:
+        new = attrs.evolve(
+            task,
+            status=status,
+            eta=eta,
+            attempts=attempts,
+            error=error,
+            finished_at=finished_at,
+            worker_id=None,
+            lease_until=None,
+        )
+        self._set(task, new)
+        self._enqueue_ready(new)
+
+    def _finish(
+        self, task: Task, status: TaskStatus, at: float, *, attempts: int, error: TaskError | None
+    ) -> None:
+        self._set(
+            task,
+            attrs.evolve(
+                task,
+                status=status,
+                finished_at=at,
+                attempts=attempts,
+                error=error,
+                worker_id=None,
+                lease_until=None,
+            ),
+        )
+        self._finished.append((at, task.id))
+
+    def _drop_stale_finished(self) -> None:
+        finished = self._finished
+        while finished:
+            finished_at, task_id = finished[0]
+            task = self.tasks.get(task_id)
+            if (
+                task is not None
+                and task.status in FINISHED_STATUSES
+                and task.finished_at == finished_at
+            ):
+                return
+            finished.popleft()
+
+    def _enqueue_ready(self, task: Task) -> None:
+        seq = next(self._seq)
+        self._queued[task.id] = seq
+        heapq.heappush(self._scheduled, (task.eta, seq, task.id))
+
+    def _promote(self, now: float) -> None:
+        """Move tasks that have become due from the schedule to the ready queue."""
+        scheduled = self._scheduled
+        while scheduled and scheduled[0][0] <= now:
+            eta, seq, task_id = heapq.heappop(scheduled)
+            if self._queued.get(task_id) == seq:
+                priority = self.tasks[task_id].priority
+                heapq.heappush(self._ready, (-priority, eta, seq, task_id))

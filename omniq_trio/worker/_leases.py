@@ -1,0 +1,36 @@
+"""The lease keeper: renews this worker's leases, reclaims expired ones, purges old results."""
+
+from __future__ import annotations
+
+import trio
+
+from .._clock import Clock
+from ..logging import log_task_released, worker_logger
+from ..store import Store
+
+__all__ = ["lease_keeper"]
+
+
+async def lease_keeper(
+    *,
+    store: Store,
+    worker_id: str,
+    lease_duration: float,
+    result_ttl: float,
+    clock: Clock,
+) -> None:
+    """Every third of ``lease_duration``: renew, reclaim, purge. Runs until cancelled.
+
+    Renewing three times per lease leaves two chances to recover from a slow
+    or failed store round trip before a lease lapses.
+    """
+    while True:
+        await trio.sleep(lease_duration / 3)
+        now = clock.now()
+        try:
+            await store.renew(worker_id, lease_until=now + lease_duration)
+            expired = await store.reclaim_expired(now=now)
+            log_task_released(expired, "their worker's lease expired")
+            await store.purge(finished_before=now - result_ttl, limit=10_000)
+        except Exception:
+            worker_logger.exception("lease upkeep failed; retrying in %.1fs", lease_duration / 3)

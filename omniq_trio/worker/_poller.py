@@ -1,0 +1,81 @@
+"""The poller: claims due tasks and hands them to idle executors.
+
+It claims only as many tasks as executors are waiting (at least one), so a
+busy pool does not hoard work other workers could run; it sleeps until the
+next eta or ``poll_interval``, whichever is sooner, and wakes at once when
+the store reports new work.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import trio
+
+from .._clock import Clock
+from ..logging import log_task_released, worker_logger
+from ..models import Task
+from ..store import Change, Store
+from ._executor import cleanup_scope
+
+__all__ = ["poller"]
+
+#: Longest wait between claim attempts while the store keeps failing (seconds).
+MAX_ERROR_BACKOFF: Final = 30.0
+
+
+async def poller(
+    task_send: trio.MemorySendChannel[Task],
+    *,
+    store: Store,
+    worker_id: str,
+    poll_interval: float,
+    lease_duration: float,
+    clock: Clock,
+) -> None:
+    """Claim and hand out tasks until cancelled; closes ``task_send`` on the way out."""
+    error_backoff = 0.0
+    async with task_send:
+        while True:
+            seen = store.change_version(Change.WORK)
+            idle = task_send.statistics().tasks_waiting_receive
+            try:
+                now = clock.now()
+                tasks = await store.claim(
+                    worker_id, now=now, limit=max(1, idle), lease_until=now + lease_duration
+                )
+                due = None if tasks else await store.next_due(now=clock.now())
+            except Exception:
+                error_backoff = min(MAX_ERROR_BACKOFF, max(poll_interval, 2 * error_backoff))
+                worker_logger.exception(
+                    "claiming tasks failed; trying again in %.1fs", error_backoff
+                )
+                await trio.sleep(error_backoff)
+                continue
+            error_backoff = 0.0
+            if tasks:
+                await _hand_out(task_send, tasks, store=store, worker_id=worker_id)
+                continue
+            deadline = trio.current_time() + poll_interval
+            if due is not None:
+                deadline = min(deadline, clock.trio_deadline(due))
+            await store.wait_for_change(Change.WORK, seen, deadline)
+
+
+async def _hand_out(
+    task_send: trio.MemorySendChannel[Task], tasks: list[Task], *, store: Store, worker_id: str
+) -> None:
+    for i, task in enumerate(tasks):
+        try:
+            await task_send.send(task)
+        except BaseException:
+            # Cancelled (stop) or the executors are gone: whatever was not
+            # handed over goes back to the queue, uncharged.
+            with cleanup_scope():
+                try:
+                    released = await store.release([t.id for t in tasks[i:]], worker_id=worker_id)
+                except Exception:
+                    worker_logger.exception("could not release claimed tasks")
+                else:
+                    log_task_released(released, "claimed but not started before the stop")
+            raise
