@@ -1,0 +1,254 @@
+"""Enqueue and processing throughput, enqueue-to-start latency, and memory.
+
+    python -m benchmarks.throughput                       # file journal, fsync always and never
+    python -m benchmarks.throughput --backend memory
+    python -m benchmarks.throughput --backend postgres --dsn postgresql://postgres@127.0.0.1/test
+    python -m benchmarks.throughput --n 10000 --n 100000 --workers 1 --workers 4
+
+Workload (as in the project's bar): N no-op tasks enqueued by one producer,
+then processed by worker(s) of concurrency 4. Figures are printed, never
+asserted. Worker processes beyond the first run ``omniq_trio.serve`` in
+subprocesses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from omniq_trio import AsyncOmniQ, Call, Settings, TaskStatus
+
+from .tasks import noop, since
+
+ROOT = Path(__file__).resolve().parent.parent
+BATCH = 1_000
+PRODUCERS = 8
+
+
+def _rate(n: int, seconds: float) -> str:
+    return f"{n / seconds:>10,.0f} tasks/s"
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+async def _wait_all_done(omniq: AsyncOmniQ, n: int, poll: float = 0.05) -> None:
+    while (await omniq.stats()).counts[TaskStatus.SUCCESS] < n:
+        await trio.sleep(poll)
+
+
+def _spawn_workers(
+    count: int, settings_env: dict[str, str], concurrency: int
+) -> list[subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        **settings_env,
+        "OMNIQ_CONCURRENCY": str(concurrency),
+        "OMNIQ_LOG_LEVEL": "WARNING",
+    }
+    env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    code = "import trio, omniq_trio; trio.run(omniq_trio.serve)"
+    return [subprocess.Popen([sys.executable, "-c", code], env=env) for _ in range(count)]
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.wait(timeout=60)
+
+
+async def bench_enqueue(settings: Settings, n: int) -> None:
+    async with AsyncOmniQ(settings) as omniq:
+        start = time.perf_counter()
+        for i in range(0, n, BATCH):
+            await omniq.enqueue_many([Call(noop)] * min(BATCH, n - i))
+        batched = time.perf_counter() - start
+    async with AsyncOmniQ(settings) as omniq:
+        per_producer = max(1, min(n, 20_000) // PRODUCERS)
+
+        async def producer() -> None:
+            for _ in range(per_producer):
+                await omniq.enqueue(noop)
+
+        start = time.perf_counter()
+        async with trio.open_nursery() as nursery:
+            for _ in range(PRODUCERS):
+                nursery.start_soon(producer)
+        single = time.perf_counter() - start
+    print(f"  enqueue, batches of {BATCH:,}:        {_rate(n, batched)}")
+    print(
+        f"  enqueue, one at a time, {PRODUCERS} producers: {_rate(per_producer * PRODUCERS, single)}"
+    )
+
+
+async def bench_process(
+    settings: Settings, n: int, workers: int, concurrency: int, env: dict[str, str]
+) -> None:
+    async with AsyncOmniQ(settings) as omniq:
+        for i in range(0, n, BATCH):
+            await omniq.enqueue_many([Call(noop)] * min(BATCH, n - i))
+        rss_before = _rss_mb()
+        if workers == 1:
+            start = time.perf_counter()
+            async with trio.open_nursery() as nursery:
+                pool = omniq.worker(concurrency=concurrency, poll_interval=0.05)
+                await nursery.start(pool.run)
+                await _wait_all_done(omniq, n)
+                elapsed = time.perf_counter() - start
+                await pool.stop()
+        else:
+            procs = _spawn_workers(workers, env, concurrency)
+            start = time.perf_counter()
+            try:
+                await _wait_all_done(omniq, n)
+                elapsed = time.perf_counter() - start
+            finally:
+                _stop(procs)
+        print(
+            f"  process, {workers} worker process(es) x concurrency {concurrency}: {_rate(n, elapsed)}"
+            f"   (rss {rss_before:,.0f} MB with {n:,} tasks in the store)"
+        )
+
+
+async def bench_latency(settings: Settings, samples: int) -> None:
+    async with AsyncOmniQ(settings) as omniq, trio.open_nursery() as nursery:
+        pool = omniq.worker(concurrency=4, poll_interval=1.0)
+        await nursery.start(pool.run)
+        ids = []
+        for _ in range(samples):
+            ids.append(await omniq.enqueue(since, time.time()))
+            await trio.sleep(0.005)
+        latencies = []
+        for task_id in ids:
+            result = await omniq.get_result(task_id, wait=True, timeout=30)
+            assert result is not None
+            latencies.append(result.value * 1000)
+        await pool.stop()
+    q = statistics.quantiles(latencies, n=100)
+    print(
+        f"  latency enqueue->start, idle worker in-process: p50 {q[49]:.2f} ms, p99 {q[98]:.2f} ms"
+    )
+
+
+async def memory_per_task(settings: Settings, n: int) -> None:
+    async with AsyncOmniQ(settings) as omniq:
+        await omniq.enqueue_many([Call(noop)])
+        before = _rss_mb()
+        for i in range(0, n, BATCH):
+            await omniq.enqueue_many([Call(noop)] * min(BATCH, n - i))
+        after = _rss_mb()
+    print(
+        f"  memory per pending no-op task: {(after - before) * 2**20 / n:,.0f} bytes (RSS growth / {n:,})"
+    )
+
+
+def _settings_for(
+    args: argparse.Namespace, fsync: str, base_dir: Path, tag: str
+) -> tuple[Settings, dict[str, str]]:
+    if args.backend == "postgres":
+        schema = f"bench_{tag}_{os.getpid()}"
+        env = {"OMNIQ_BACKEND": "postgres", "OMNIQ_DSN": args.dsn, "OMNIQ_POSTGRES_SCHEMA": schema}
+        return Settings(backend="postgres", dsn=args.dsn, postgres_schema=schema), env
+    directory = base_dir / tag
+    env = {"OMNIQ_BACKEND": args.backend, "OMNIQ_BASE_DIR": str(directory), "OMNIQ_FSYNC": fsync}
+    if fsync == "-":
+        return Settings(backend=args.backend, base_dir=directory), env
+    return Settings(backend=args.backend, base_dir=directory, fsync=fsync), env  # type: ignore[arg-type]
+
+
+async def _drop_schema(settings: Settings) -> None:
+    if settings.backend != "postgres":
+        return
+    import psycopg
+
+    with psycopg.connect(settings.dsn or "", autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{settings.postgres_schema}" CASCADE')
+
+
+async def main(args: argparse.Namespace) -> None:
+    fsyncs = args.fsync or (["always", "never"] if args.backend == "file" else ["-"])
+    print(
+        f"omniq_trio throughput: backend={args.backend}, python {sys.version.split()[0]}, trio {trio.__version__}"
+    )
+    base = Path(tempfile.mkdtemp(prefix="omniq-bench-"))
+    try:
+        for fsync in fsyncs:
+            print(f"\nfsync={fsync}" if args.backend == "file" else "")
+            for n in args.n:
+                print(f" N = {n:,}")
+                for phase, run in (
+                    ("enq", lambda s, e: bench_enqueue(s, n)),
+                    *(
+                        (
+                            f"proc{w}",
+                            (lambda w: lambda s, e: bench_process(s, n, w, args.concurrency, e))(w),
+                        )
+                        for w in args.workers
+                    ),
+                ):
+                    settings, env = _settings_for(args, fsync, base, f"{phase}_{n}_{fsync}")
+                    try:
+                        await run(settings, env)
+                    finally:
+                        await _drop_schema(settings)
+            settings, _ = _settings_for(args, fsync, base, f"lat_{fsync}")
+            try:
+                await bench_latency(settings, args.latency_samples)
+            finally:
+                await _drop_schema(settings)
+        settings, _ = _settings_for(args, fsyncs[0], base, "mem")
+        try:
+            await memory_per_task(settings, max(args.n))
+        finally:
+            await _drop_schema(settings)
+        print(f"\npeak RSS of this process: {_peak_rss_mb():,.0f} MB")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backend", choices=["memory", "file", "postgres"], default="file")
+    parser.add_argument(
+        "--dsn",
+        default=os.environ.get(
+            "OMNIQ_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
+        ),
+    )
+    parser.add_argument("--n", type=int, action="append", help="tasks per run (repeatable)")
+    parser.add_argument(
+        "--workers", type=int, action="append", help="worker processes (repeatable)"
+    )
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--fsync", action="append", choices=["always", "interval", "never"])
+    parser.add_argument("--latency-samples", type=int, default=200)
+    args = parser.parse_args(argv)
+    args.n = args.n or [10_000, 100_000]
+    args.workers = args.workers or [1]
+    if args.backend == "memory" and args.workers != [1]:
+        parser.error("the memory backend lives in one process: --workers 1 only")
+    return args
+
+
+if __name__ == "__main__":
+    trio.run(main, parse_args())
