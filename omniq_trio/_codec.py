@@ -112,6 +112,9 @@ class JsonCodec:
         return tuple(args), dict(kwargs)
 
     def encode_value(self, value: Any) -> Any:
+        if value is None or type(value) in (str, int, bool):  # immutable: nothing to copy
+            check_json(value, "return value")
+            return value
         check_json(value, "return value")
         return _copy_json(value)
 

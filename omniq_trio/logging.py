@@ -78,6 +78,8 @@ def _task_extra(task: Task, **more: Any) -> dict[str, Any]:
 
 
 def log_task_started(task: Task) -> None:
+    if not worker_logger.isEnabledFor(logging.DEBUG):
+        return
     worker_logger.debug(
         "task %s started: %s (attempt %d)",
         task.id,
@@ -88,6 +90,8 @@ def log_task_started(task: Task) -> None:
 
 
 def log_task_succeeded(task: Task, duration: float) -> None:
+    if not worker_logger.isEnabledFor(logging.DEBUG):
+        return
     worker_logger.debug(
         "task %s succeeded in %.3fs: %s (attempt %d)",
         task.id,

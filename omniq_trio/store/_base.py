@@ -32,9 +32,10 @@ import attrs
 import trio
 from trio_util import AsyncValue
 
+from ..errors import InvalidTransitionError, LeaseLostError, TaskNotFoundError
 from ..models import Task, TaskError, TaskResult, TaskStatus
 
-__all__ = ["Change", "Store", "StoreStats"]
+__all__ = ["Change", "Outcome", "Store", "StoreStats"]
 
 
 class Change(enum.Enum):
@@ -58,6 +59,23 @@ class StoreStats:
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+
+@attrs.frozen
+class Outcome:
+    """How one run ended, for :meth:`Store.record`: a success when ``error`` is None."""
+
+    task_id: str
+    worker_id: str
+    #: When the run ended (wall clock).
+    at: float
+    #: The stored form of the return value (success only).
+    value: Any = None
+    error: TaskError | None = None
+    #: Failure with retries left: RETRYING, due at this time.
+    retry_at: float | None = None
+    #: A repeating task's next run.
+    next_eta: float | None = None
 
 
 class Store(trio.abc.AsyncResource):
@@ -143,6 +161,44 @@ class Store(trio.abc.AsyncResource):
 
         Raises ``LeaseLostError`` if ``worker_id`` no longer holds the task.
         """
+
+    async def record(self, outcomes: Sequence[Outcome]) -> list[Exception | None]:
+        """Record many outcomes at once (as :meth:`complete` / :meth:`fail` each).
+
+        Returns, per outcome, ``None`` or the error that outcome alone raised
+        (``LeaseLostError``, ``TaskNotFoundError``); one outcome's error does
+        not stop the others. An error of the store itself (I/O, connection)
+        raises. This default makes one call per outcome, concurrently; stores
+        override it to write them together.
+        """
+        errors: list[Exception | None] = [None] * len(outcomes)
+
+        async def one(i: int, outcome: Outcome) -> None:
+            try:
+                if outcome.error is None:
+                    await self.complete(
+                        outcome.task_id,
+                        worker_id=outcome.worker_id,
+                        value=outcome.value,
+                        at=outcome.at,
+                        next_eta=outcome.next_eta,
+                    )
+                else:
+                    await self.fail(
+                        outcome.task_id,
+                        worker_id=outcome.worker_id,
+                        error=outcome.error,
+                        at=outcome.at,
+                        retry_at=outcome.retry_at,
+                        next_eta=outcome.next_eta,
+                    )
+            except (InvalidTransitionError, LeaseLostError, TaskNotFoundError) as exc:
+                errors[i] = exc
+
+        async with trio.open_nursery() as nursery:
+            for i, outcome in enumerate(outcomes):
+                nursery.start_soon(one, i, outcome)
+        return errors
 
     @abstractmethod
     async def release(self, task_ids: Sequence[str], *, worker_id: str) -> list[str]:

@@ -11,8 +11,9 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
+from ..errors import InvalidTransitionError, LeaseLostError, TaskNotFoundError
 from ..models import Task, TaskError, TaskResult, TaskStatus
-from ._base import Change, Store, StoreStats
+from ._base import Change, Outcome, Store, StoreStats
 from ._events import Cancelled, Completed, Event, Failed, Put, Released, Retried
 from ._index import DuplicateTaskError, TaskIndex
 
@@ -134,6 +135,41 @@ class IndexedStore(Store):
                 _none,
             )
         )
+
+    async def record(self, outcomes: Sequence[Outcome]) -> list[Exception | None]:
+        def plan(index: TaskIndex) -> Plan[list[Exception | None]]:
+            events: list[Event] = []
+            errors: list[Exception | None] = []
+            seen: set[str] = set()
+            for o in outcomes:
+                try:
+                    if o.error is None:
+                        event: Event = index.complete_event(
+                            o.task_id, o.worker_id, o.value, at=o.at, next_eta=o.next_eta
+                        )
+                    else:
+                        event = index.fail_event(
+                            o.task_id,
+                            o.worker_id,
+                            o.error,
+                            at=o.at,
+                            retry_at=o.retry_at,
+                            next_eta=o.next_eta,
+                        )
+                except (InvalidTransitionError, LeaseLostError, TaskNotFoundError) as exc:
+                    errors.append(exc)
+                    continue
+                if o.task_id in seen:  # two outcomes for one task in one call: the first wins
+                    errors.append(LeaseLostError(o.task_id, o.worker_id, "outcome given twice"))
+                    continue
+                seen.add(o.task_id)
+                events.append(event)
+                errors.append(None)
+            return events, lambda: errors
+
+        if not outcomes:
+            return []
+        return await self._commit(plan)
 
     async def release(self, task_ids: Sequence[str], *, worker_id: str) -> list[str]:
         def plan(index: TaskIndex) -> Plan[list[str]]:

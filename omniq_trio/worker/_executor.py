@@ -1,9 +1,14 @@
-"""Executors: receive claimed tasks, run them, record what happened.
+"""Executors: receive claimed tasks, run them, pass on how each run ended.
 
 A task's own failures (an exception, a timeout, a bad return value, a
 function that cannot be imported) become its outcome; nothing a task does
 stops the executor. Cancellation (the stop deadline) is the one thing that
 ends a run early: the task goes back to PENDING with no attempt charged.
+
+Executors do not write outcomes themselves: they send them to the recorder
+and take the next task at once, so outcomes of many runs share one write.
+A crash between the end of a run and its record is no different from a crash
+during the run: the task runs again (at-least-once).
 """
 
 from __future__ import annotations
@@ -22,21 +27,14 @@ from .._clock import Clock
 from .._codec import Codec
 from .._functions import resolve_func
 from ..config import Settings
-from ..errors import LeaseLostError, TaskTimeoutError
-from ..logging import (
-    log_task_failed,
-    log_task_released,
-    log_task_retrying,
-    log_task_started,
-    log_task_succeeded,
-    worker_logger,
-)
+from ..errors import TaskTimeoutError
+from ..logging import log_task_released, log_task_started, worker_logger
 from ..models import Task, TaskError
-from ..store import Store
+from ..store import Outcome, Store
 from ._backoff import next_interval_eta, retry_delay
 from ._stats import Counters
 
-__all__ = ["TaskRunner", "cleanup_scope", "executor"]
+__all__ = ["Finished", "TaskRunner", "cleanup_scope", "executor"]
 
 #: Seconds a cleanup write (releasing tasks on stop) may take. It runs
 #: shielded from the stop's cancellation, so it needs a limit of its own.
@@ -52,13 +50,24 @@ def task_error(exc: BaseException) -> TaskError:
     kind = type(exc)
     module = kind.__module__
     name = kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
-    return TaskError(
-        name, str(exc), "".join(traceback.format_exception(exc)) if exc.__traceback__ else ""
-    )
+    formatted = "".join(traceback.format_exception(exc)) if exc.__traceback__ else ""
+    return TaskError(name, str(exc), formatted)
 
 
 @attrs.frozen
-class _Outcome:
+class Finished:
+    """A run that ended, on its way from an executor to the recorder."""
+
+    task: Task
+    outcome: Outcome
+    #: Seconds the run took (trio time).
+    duration: float
+    #: Seconds until the retry, when the outcome schedules one.
+    retry_delay: float | None = None
+
+
+@attrs.frozen
+class _Result:
     value: Any = None
     error: TaskError | None = None
     #: whether the retry policy applies (False for errors a retry cannot fix)
@@ -67,7 +76,7 @@ class _Outcome:
 
 @attrs.frozen
 class TaskRunner:
-    """Everything an executor needs to run one task and record its outcome."""
+    """Everything an executor needs to run one task and judge its outcome."""
 
     store: Store
     worker_id: str
@@ -79,15 +88,19 @@ class TaskRunner:
     counters: Counters
     rand: Callable[[], float]
 
-    async def run(self, task: Task) -> None:
-        """Run ``task`` and record its outcome; on cancellation, release it and re-raise."""
+    async def run(self, task: Task, outcome_send: trio.MemorySendChannel[Finished]) -> None:
+        """Run ``task`` and send its outcome; on cancellation, release it and re-raise."""
         counters = self.counters
         counters.running += 1
         try:
             log_task_started(task)
             started = trio.current_time()
-            outcome = await self._execute(task)
-            await self._record(task, outcome, trio.current_time() - started)
+            result = await self._execute(task)
+            finished = self._judge(task, result, trio.current_time() - started)
+            try:
+                outcome_send.send_nowait(finished)  # room in the buffer: skip a scheduler trip
+            except trio.WouldBlock:
+                await outcome_send.send(finished)
         except trio.Cancelled:
             with cleanup_scope():
                 await self._release(task)
@@ -95,12 +108,12 @@ class TaskRunner:
         finally:
             counters.running -= 1
 
-    async def _execute(self, task: Task) -> _Outcome:
+    async def _execute(self, task: Task) -> _Result:
         try:
             func = resolve_func(task.func)
             args, kwargs = self.codec.decode_args(task.args, task.kwargs)
         except Exception as exc:
-            return _Outcome(error=task_error(exc), retryable=False)
+            return _Result(error=task_error(exc), retryable=False)
         with trio.move_on_after(task.timeout) if task.timeout else nullcontext() as scope:
             try:
                 if inspect.iscoroutinefunction(func):
@@ -119,70 +132,39 @@ class TaskRunner:
                     )
                 if inspect.isawaitable(value):
                     value = await value
-            except (
-                Exception,
-                SystemExit,
-            ) as exc:  # a task calling sys.exit() fails, the worker stays
-                return _Outcome(error=task_error(exc))
+            # a task calling sys.exit() fails; the worker stays
+            except (Exception, SystemExit) as exc:
+                return _Result(error=task_error(exc))
         if scope is not None and scope.cancelled_caught:
             error = task_error(TaskTimeoutError(f"timed out after {task.timeout}s"))
-            return _Outcome(error=error, retryable=task.retry_on_timeout)
+            return _Result(error=error, retryable=task.retry_on_timeout)
         try:
-            return _Outcome(value=self.codec.encode_value(value))
+            return _Result(value=self.codec.encode_value(value))
         except Exception as exc:
-            return _Outcome(error=task_error(exc), retryable=False)
+            return _Result(error=task_error(exc), retryable=False)
 
-    async def _record(self, task: Task, outcome: _Outcome, duration: float) -> None:
-        counters = self.counters
+    def _judge(self, task: Task, result: _Result, duration: float) -> Finished:
+        """Turn a run's result into an outcome: success, a retry, or a failure."""
         now = self.clock.now()
         next_eta = next_interval_eta(task.eta, task.interval, now) if task.interval else None
-        try:
-            if outcome.error is None:
-                await self.store.complete(
-                    task.id,
-                    worker_id=self.worker_id,
-                    value=outcome.value,
-                    at=now,
-                    next_eta=next_eta,
-                )
-                counters.succeeded += 1
-                log_task_succeeded(task, duration)
-            elif outcome.retryable and task.attempts < task.max_retries:
-                settings = self.settings
-                delay = retry_delay(
-                    task.attempts,
-                    base=settings.retry_backoff,
-                    cap=settings.retry_backoff_max,
-                    jitter=settings.retry_jitter,
-                    rand=self.rand,
-                )
-                await self.store.fail(
-                    task.id,
-                    worker_id=self.worker_id,
-                    error=outcome.error,
-                    at=now,
-                    retry_at=now + delay,
-                )
-                counters.retried += 1
-                log_task_retrying(task, outcome.error, delay)
-            else:
-                await self.store.fail(
-                    task.id,
-                    worker_id=self.worker_id,
-                    error=outcome.error,
-                    at=now,
-                    next_eta=next_eta,
-                )
-                counters.failed += 1
-                log_task_failed(task, outcome.error)
-            counters.processed += 1
-        except LeaseLostError as exc:
-            worker_logger.warning("outcome of task %s dropped: %s", task.id, exc)
-        except Exception:
-            # The store could not take the outcome (I/O error, lost connection).
-            # The task stays RUNNING under our lease; if we cannot renew it
-            # either, it expires and the task runs again elsewhere.
-            worker_logger.exception("could not record the outcome of task %s", task.id)
+        if result.error is None:
+            outcome = Outcome(task.id, self.worker_id, now, result.value, next_eta=next_eta)
+            return Finished(task, outcome, duration)
+        if result.retryable and task.attempts < task.max_retries:
+            settings = self.settings
+            delay = retry_delay(
+                task.attempts,
+                base=settings.retry_backoff,
+                cap=settings.retry_backoff_max,
+                jitter=settings.retry_jitter,
+                rand=self.rand,
+            )
+            outcome = Outcome(
+                task.id, self.worker_id, now, error=result.error, retry_at=now + delay
+            )
+            return Finished(task, outcome, duration, retry_delay=delay)
+        outcome = Outcome(task.id, self.worker_id, now, error=result.error, next_eta=next_eta)
+        return Finished(task, outcome, duration)
 
     async def _release(self, task: Task) -> None:
         try:
@@ -196,8 +178,20 @@ class TaskRunner:
         log_task_released(released, "interrupted by the stop")
 
 
-async def executor(task_receive: trio.MemoryReceiveChannel[Task], runner: TaskRunner) -> None:
-    """Run tasks from ``task_receive`` one at a time until the channel closes."""
-    async with task_receive:
+async def executor(
+    task_receive: trio.MemoryReceiveChannel[Task],
+    outcome_send: trio.MemorySendChannel[Finished],
+    runner: TaskRunner,
+    credits: trio.Semaphore,
+) -> None:
+    """Run tasks from ``task_receive`` one at a time until the channel closes.
+
+    Each task comes with a credit the poller took for it; the executor
+    returns it when the run ends, so the poller may claim another.
+    """
+    async with task_receive, outcome_send:
         async for task in task_receive:
-            await runner.run(task)
+            try:
+                await runner.run(task, outcome_send)
+            finally:
+                credits.release()

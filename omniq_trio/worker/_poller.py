@@ -1,9 +1,10 @@
-"""The poller: claims due tasks and hands them to idle executors.
+"""The poller: claims due tasks and hands them to executors.
 
-It claims only as many tasks as executors are waiting (at least one), so a
-busy pool does not hoard work other workers could run; it sleeps until the
-next eta or ``poll_interval``, whichever is sooner, and wakes at once when
-the store reports new work.
+It claims only as many tasks as it holds *credits*, one per executor that is
+free (an executor returns its credit when its run ends), so a pool never holds
+more claimed tasks than its concurrency and does not hoard work that other
+workers could run. It sleeps until the next eta or ``poll_interval``,
+whichever is sooner, and wakes at once when the store reports new work.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ MAX_ERROR_BACKOFF: Final = 30.0
 async def poller(
     task_send: trio.MemorySendChannel[Task],
     *,
+    credits: trio.Semaphore,
     store: Store,
     worker_id: str,
     poll_interval: float,
@@ -37,15 +39,21 @@ async def poller(
     error_backoff = 0.0
     async with task_send:
         while True:
+            await credits.acquire()
+            held = 1
+            while credits.value:
+                credits.acquire_nowait()
+                held += 1
             seen = store.change_version(Change.WORK)
-            idle = task_send.statistics().tasks_waiting_receive
             try:
                 now = clock.now()
                 tasks = await store.claim(
-                    worker_id, now=now, limit=max(1, idle), lease_until=now + lease_duration
+                    worker_id, now=now, limit=held, lease_until=now + lease_duration
                 )
                 due = None if tasks else await store.next_due(now=clock.now())
             except Exception:
+                for _ in range(held):
+                    credits.release()
                 error_backoff = min(MAX_ERROR_BACKOFF, max(poll_interval, 2 * error_backoff))
                 worker_logger.exception(
                     "claiming tasks failed; trying again in %.1fs", error_backoff
@@ -53,6 +61,8 @@ async def poller(
                 await trio.sleep(error_backoff)
                 continue
             error_backoff = 0.0
+            for _ in range(held - len(tasks)):
+                credits.release()
             if tasks:
                 await _hand_out(task_send, tasks, store=store, worker_id=worker_id)
                 continue
@@ -67,7 +77,12 @@ async def _hand_out(
 ) -> None:
     for i, task in enumerate(tasks):
         try:
-            await task_send.send(task)
+            # An idle executor takes it at once: no need for a trip through
+            # the scheduler per task (the loop checkpoints when it claims).
+            try:
+                task_send.send_nowait(task)
+            except trio.WouldBlock:
+                await task_send.send(task)
         except BaseException:
             # Cancelled (stop) or the executors are gone: whatever was not
             # handed over goes back to the queue, uncharged.

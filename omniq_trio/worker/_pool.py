@@ -4,19 +4,23 @@
 
     run()  supervisor nursery
       ├── lease keeper          renew / reclaim / purge, until the crew is done
-      └── executor scope        (its deadline is the stop deadline)
-            └── crew nursery
-                  ├── poller    (own cancel scope)  claim → task_send (buffer 0)
-                  └── executor x N                  task_receive → run → record
+      └── workers nursery
+            ├── recorder                   outcome_receive → Store.record, in batches
+            └── executor scope             (its deadline is the stop deadline)
+                  └── crew nursery
+                        ├── poller         (own cancel scope) claim → task_send (buffer 0)
+                        └── executor x N   task_receive → run → outcome_send
 
 Stop (DESIGN.md): cancel the poller's scope (tasks claimed but not handed
 over are released); the poller closes ``task_send``, so executors finish what
 they hold and see the channel end; at the deadline the executor scope is
-cancelled and stragglers are released; ``run()`` returns.
+cancelled and stragglers are released; the recorder writes the outcomes
+still in its channel; ``run()`` returns.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import random
@@ -35,9 +39,10 @@ from ..errors import ConfigError
 from ..logging import log_worker_started, log_worker_stopped
 from ..models import Task
 from ..store import Store
-from ._executor import TaskRunner, executor
+from ._executor import CLEANUP_TIMEOUT, Finished, TaskRunner, executor
 from ._leases import lease_keeper
 from ._poller import poller
+from ._recorder import OUTCOME_BUFFER, recorder
 from ._stats import Counters, PoolStatistics
 
 __all__ = ["WorkerPool", "new_worker_id"]
@@ -183,7 +188,8 @@ class WorkerPool:
         )
         async with trio.open_nursery() as supervisor:
             supervisor.start_soon(
-                lambda: lease_keeper(
+                functools.partial(
+                    lease_keeper,
                     store=self._store,
                     worker_id=self._worker_id,
                     lease_duration=settings.lease_duration,
@@ -191,20 +197,44 @@ class WorkerPool:
                     clock=self._clock,
                 )
             )
-            with self._executor_scope:
-                async with trio.open_nursery() as crew:
-                    task_send, task_receive = trio.open_memory_channel[Task](0)
-                    async with task_receive:
-                        for _ in range(self._concurrency):
-                            crew.start_soon(executor, task_receive.clone(), runner)
-                    crew.start_soon(self._run_poller, task_send)
-                    task_status.started(self)
+            async with trio.open_nursery() as workers:
+                outcome_send, outcome_receive = trio.open_memory_channel[Finished](OUTCOME_BUFFER)
+                workers.start_soon(
+                    functools.partial(
+                        recorder,
+                        outcome_receive,
+                        store=self._store,
+                        worker_id=self._worker_id,
+                        counters=self._counters,
+                    )
+                )
+                with self._executor_scope:
+                    async with trio.open_nursery() as crew:
+                        task_send, task_receive = trio.open_memory_channel[Task](0)
+                        credits = trio.Semaphore(self._concurrency)
+                        async with task_receive, outcome_send:
+                            for _ in range(self._concurrency):
+                                crew.start_soon(
+                                    executor,
+                                    task_receive.clone(),
+                                    outcome_send.clone(),
+                                    runner,
+                                    credits,
+                                )
+                        crew.start_soon(self._run_poller, task_send, credits)
+                        task_status.started(self)
+                # The executors are done and have closed their outcome channel
+                # ends; the recorder writes what is left, within a bounded time.
+                workers.cancel_scope.deadline = trio.current_time() + CLEANUP_TIMEOUT
             supervisor.cancel_scope.cancel()
 
-    async def _run_poller(self, task_send: trio.MemorySendChannel[Task]) -> None:
+    async def _run_poller(
+        self, task_send: trio.MemorySendChannel[Task], credits: trio.Semaphore
+    ) -> None:
         with self._poller_scope:
             await poller(
                 task_send,
+                credits=credits,
                 store=self._store,
                 worker_id=self._worker_id,
                 poll_interval=self._poll_interval,

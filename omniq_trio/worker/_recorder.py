@@ -1,0 +1,80 @@
+"""The recorder: writes the outcomes executors send it, many per store call."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import trio
+
+from ..logging import (
+    log_task_failed,
+    log_task_released,
+    log_task_retrying,
+    log_task_succeeded,
+    worker_logger,
+)
+from ..store import Store
+from ._executor import Finished, cleanup_scope
+from ._stats import Counters
+
+__all__ = ["OUTCOME_BUFFER", "recorder"]
+
+#: Outcomes executors may hand over before they wait for the recorder. Deep
+#: enough that a slow write (an fsync) does not stall executors, shallow
+#: enough that little rides on a crash.
+OUTCOME_BUFFER: Final = 256
+#: Most outcomes written in one store call.
+MAX_BATCH: Final = 1024
+
+
+async def recorder(
+    outcome_receive: trio.MemoryReceiveChannel[Finished],
+    *,
+    store: Store,
+    worker_id: str,
+    counters: Counters,
+) -> None:
+    """Record outcomes until every executor has closed its end of the channel."""
+    async with outcome_receive:
+        async for first in outcome_receive:
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(outcome_receive.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+            await _record(batch, store=store, worker_id=worker_id, counters=counters)
+
+
+async def _record(
+    batch: list[Finished], *, store: Store, worker_id: str, counters: Counters
+) -> None:
+    try:
+        errors = await store.record([finished.outcome for finished in batch])
+    except Exception:
+        # The store could not take them (I/O error, lost connection). Hand the
+        # tasks back so they run again rather than sit RUNNING under our lease.
+        worker_logger.exception("could not record %d outcome(s); releasing the tasks", len(batch))
+        with cleanup_scope():
+            try:
+                released = await store.release([f.task.id for f in batch], worker_id=worker_id)
+            except Exception:
+                worker_logger.exception("could not release them either; their leases will expire")
+            else:
+                log_task_released(released, "their outcome could not be recorded")
+        return
+    for finished, error in zip(batch, errors, strict=True):
+        task, outcome = finished.task, finished.outcome
+        if error is not None:
+            worker_logger.warning("outcome of task %s dropped: %s", task.id, error)
+            continue
+        counters.processed += 1
+        if outcome.error is None:
+            counters.succeeded += 1
+            log_task_succeeded(task, finished.duration)
+        elif outcome.retry_at is not None:
+            counters.retried += 1
+            log_task_retrying(task, outcome.error, finished.retry_delay or 0.0)
+        else:
+            counters.failed += 1
+            log_task_failed(task, outcome.error)
