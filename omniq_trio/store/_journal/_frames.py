@@ -65,6 +65,8 @@ class Scan:
 
     #: Complete batches in order, each a list of JSON-array payloads.
     batches: list[list[bytes]]
+    #: File offset where each batch starts.
+    starts: list[int]
     #: Offset just past the last complete batch.
     end: int
     #: Offset of the first bad or incomplete data, if the stretch does not end cleanly.
@@ -109,6 +111,7 @@ def _next_valid_frame(data: bytes, pos: int) -> int | None:
 def scan(data: bytes, base: int = 0, *, tolerate_holes: bool = False) -> Scan:
     """Read the batches in ``data``, which starts at file offset ``base``."""
     batches: list[list[bytes]] = []
+    starts: list[int] = []
     batch: list[bytes] = []
     batch_start = pos = 0
     while pos < len(data):
@@ -118,7 +121,7 @@ def scan(data: bytes, base: int = 0, *, tolerate_holes: bool = False) -> Scan:
             damaged = following is not None and not (
                 tolerate_holes and not any(memoryview(data)[pos:following])
             )
-            return Scan(batches, base + batch_start, base + pos, reason, damaged)
+            return Scan(batches, starts, base + batch_start, base + pos, reason, damaged)
         start = pos + FRAME_HEADER.size
         payload = data[start : start + length]
         pos = start + length
@@ -127,8 +130,10 @@ def scan(data: bytes, base: int = 0, *, tolerate_holes: bool = False) -> Scan:
         else:
             batch.append(payload)
             batches.append(batch)
+            starts.append(base + batch_start)
             batch = []
             batch_start = pos
     if batch:
-        return Scan(batches, base + batch_start, base + batch_start, "batch without its last frame")
-    return Scan(batches, base + pos)
+        end = base + batch_start
+        return Scan(batches, starts, end, end, "batch without its last frame")
+    return Scan(batches, starts, base + pos)

@@ -1,0 +1,103 @@
+"""Framing: batches survive whole or not at all; a torn tail is told apart from damage."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from omniq_trio.store._journal._frames import FRAME_HEADER, MAX_CHUNK, encode_batch, scan
+
+events = st.lists(
+    st.dictionaries(
+        st.sampled_from("abcde"), st.text(max_size=30) | st.integers(-(2**63), 2**63 - 1)
+    ),
+    min_size=1,
+    max_size=5,
+)
+batches = st.lists(events, min_size=1, max_size=6)
+
+
+def encode(batch: list[dict[str, object]]) -> bytes:
+    return encode_batch([orjson.dumps(event) for event in batch])
+
+
+def decoded(payloads: list[bytes]) -> list[object]:
+    return [event for payload in payloads for event in orjson.loads(payload)]
+
+
+@given(batches)
+def test_round_trip(all_batches: list[list[dict[str, object]]]) -> None:
+    data = b"".join(encode(b) for b in all_batches)
+    found = scan(data)
+    assert [decoded(b) for b in found.batches] == all_batches
+    assert found.end == len(data) and found.bad_offset is None
+
+
+@given(batches, events, st.data())
+def test_truncated_last_batch_is_torn(
+    earlier: list[list[dict[str, object]]], last: list[dict[str, object]], data: st.DataObject
+) -> None:
+    head = b"".join(encode(b) for b in earlier)
+    tail = encode(last)
+    cut = data.draw(st.integers(0, len(tail) - 1))
+    found = scan(head + tail[:cut])
+    assert [decoded(b) for b in found.batches] == earlier
+    assert found.end == len(head)
+    assert cut == 0 or found.torn
+
+
+@given(batches, events, st.data())
+def test_flipped_byte_in_last_batch_is_torn(
+    earlier: list[list[dict[str, object]]], last: list[dict[str, object]], data: st.DataObject
+) -> None:
+    head = b"".join(encode(b) for b in earlier)
+    tail = bytearray(encode(last))
+    i = data.draw(st.integers(0, len(tail) - 1))
+    tail[i] ^= data.draw(st.integers(1, 255))
+    found = scan(head + bytes(tail))
+    assert [decoded(b) for b in found.batches][: len(earlier)] == earlier
+    if found.bad_offset is not None:
+        assert found.torn and found.end == len(head)
+
+
+@given(batches, batches, st.data())
+def test_damage_before_the_tail_is_reported(
+    before: list[list[dict[str, object]]],
+    after: list[list[dict[str, object]]],
+    data: st.DataObject,
+) -> None:
+    head = b"".join(encode(b) for b in before)
+    victim = bytearray(encode([{"a": "victim"}]))
+    tail = b"".join(encode(b) for b in after)
+    i = data.draw(st.integers(FRAME_HEADER.size, len(victim) - 1))  # inside the payload
+    victim[i] ^= data.draw(st.integers(1, 255))
+    found = scan(head + bytes(victim) + tail)
+    assert found.damaged
+    assert found.bad_offset == len(head)
+    assert [decoded(b) for b in found.batches] == before
+
+
+def test_a_big_batch_spans_frames_and_counts_only_when_whole() -> None:
+    batch = [{"a": "x" * 1000, "i": i} for i in range(2 * MAX_CHUNK // 1000)]
+    data = encode([{"a": "first"}]) + encode(batch)
+    found = scan(data)
+    assert decoded(found.batches[1]) == batch
+    first_frame_end = len(encode([{"a": "first"}]))
+    # cut inside the second frame of the big batch: the whole batch goes
+    (length,) = FRAME_HEADER.unpack_from(data, first_frame_end)[:1]
+    cut = first_frame_end + FRAME_HEADER.size + length + 100
+    found = scan(data[:cut])
+    assert [decoded(b) for b in found.batches] == [[{"a": "first"}]]
+    assert found.torn and found.end == first_frame_end
+
+
+@pytest.mark.parametrize("tolerate_holes", [False, True])
+def test_zeros_before_a_valid_frame(tolerate_holes: bool) -> None:
+    """Unwritten blocks from a crash read as zeros: a hole under relaxed fsync, damage otherwise."""
+    head = encode([{"a": 1}])
+    data = head + b"\0" * 64 + encode([{"a": 2}])
+    found = scan(data, tolerate_holes=tolerate_holes)
+    assert found.end == len(head)
+    assert found.damaged is not tolerate_holes

@@ -1,0 +1,199 @@
+"""The journal against a plain model: random operations, compared after every step."""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import attrs
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from omniq_trio.models import TaskError, TaskStatus
+from omniq_trio.store import JournalStore, Outcome
+from omniq_trio.testing._store_checks import T0, make_task
+
+LEASE = 30.0
+RETRY_DELAY = 5.0
+WORKERS = ("w1", "w2")
+ERROR = TaskError("builtins.ValueError", "boom")
+FINISHED = {TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED}
+
+operations = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("enqueue"),
+            st.lists(
+                st.tuples(st.integers(-1, 1), st.sampled_from([0, 10])), min_size=1, max_size=4
+            ),
+        ),
+        st.tuples(st.just("claim"), st.sampled_from(WORKERS), st.integers(1, 3)),
+        st.tuples(st.just("complete"), st.integers(0, 50)),
+        st.tuples(st.just("fail"), st.integers(0, 50), st.booleans()),
+        st.tuples(st.just("release"), st.sampled_from(WORKERS)),
+        st.tuples(st.just("cancel"), st.integers(0, 50)),
+        st.tuples(st.just("expire")),
+        st.tuples(st.just("advance"), st.sampled_from([1.0, 6.0, 31.0])),
+        st.tuples(st.just("purge")),
+        st.tuples(st.just("compact")),
+        st.tuples(st.just("reopen")),
+    ),
+    min_size=4,
+    max_size=40,
+)
+
+
+@attrs.define
+class Entry:
+    status: TaskStatus
+    priority: int
+    eta: float
+    seq: int
+    attempts: int = 0
+    worker: str | None = None
+    lease_until: float | None = None
+    finished_at: float | None = None
+    result: TaskStatus | None = None
+
+
+@attrs.define
+class Model:
+    now: float = T0
+    tasks: dict[str, Entry] = attrs.Factory(dict)
+    seq: itertools.count[int] = attrs.Factory(itertools.count)
+
+    def requeue(self, entry: Entry, status: TaskStatus, eta: float) -> None:
+        entry.status, entry.eta, entry.seq = status, eta, next(self.seq)
+        entry.worker = entry.lease_until = None
+
+    def claim(self, worker: str, limit: int) -> list[str]:
+        due = [
+            (-e.priority, e.eta, e.seq, task_id)
+            for task_id, e in self.tasks.items()
+            if e.status in (TaskStatus.PENDING, TaskStatus.RETRYING) and e.eta <= self.now
+        ]
+        ids = [task_id for *_, task_id in sorted(due)[:limit]]
+        for task_id in ids:
+            e = self.tasks[task_id]
+            e.status, e.worker, e.lease_until = TaskStatus.RUNNING, worker, self.now + LEASE
+        return ids
+
+    def running(self, k: int) -> str | None:
+        ids = [i for i, e in self.tasks.items() if e.status is TaskStatus.RUNNING]
+        return ids[k % len(ids)] if ids else None
+
+    def finish(self, entry: Entry, status: TaskStatus) -> None:
+        entry.status, entry.result, entry.finished_at = status, status, self.now
+        entry.worker = entry.lease_until = None
+
+
+async def check(store: JournalStore, model: Model) -> None:
+    tasks = await store.list_tasks()
+    assert [t.id for t in tasks] == list(model.tasks)
+    for task in tasks:
+        e = model.tasks[task.id]
+        assert (task.status, task.attempts, task.worker_id, task.eta) == (
+            e.status,
+            e.attempts,
+            e.worker,
+            e.eta,
+        ), task
+        result = await store.get_result(task.id)
+        assert (result.status if result else None) == e.result
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(operations)
+async def test_journal_agrees_with_the_model(ops: list[tuple[Any, ...]]) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        base = Path(directory)
+        store = JournalStore(base, compact_min_records=8, compact_threshold=0.5)
+        await store.open()
+        model = Model()
+        try:
+            for op in ops:
+                store = await apply(op, store, model, base)
+                await check(store, model)
+        finally:
+            await store.aclose()
+
+
+async def apply(op: tuple[Any, ...], store: JournalStore, model: Model, base: Path) -> JournalStore:
+    now = model.now
+    match op:
+        case ("enqueue", specs):
+            tasks = [make_task(priority=p, eta=now + delay, created_at=now) for p, delay in specs]
+            await store.enqueue(tasks)
+            for t in tasks:
+                model.tasks[t.id] = Entry(TaskStatus.PENDING, t.priority, t.eta, next(model.seq))
+        case ("claim", worker, limit):
+            got = await store.claim(worker, now=now, limit=limit, lease_until=now + LEASE)
+            assert [t.id for t in got] == model.claim(worker, limit)
+        case ("complete", k):
+            if (task_id := model.running(k)) is not None:
+                e = model.tasks[task_id]
+                assert e.worker is not None
+                (error,) = await store.record([Outcome(task_id, e.worker, now, value=k)])
+                assert error is None
+                e.attempts += 1
+                model.finish(e, TaskStatus.SUCCESS)
+        case ("fail", k, retry):
+            if (task_id := model.running(k)) is not None:
+                e = model.tasks[task_id]
+                assert e.worker is not None
+                retry_at = now + RETRY_DELAY if retry else None
+                await store.fail(
+                    task_id, worker_id=e.worker, error=ERROR, at=now, retry_at=retry_at
+                )
+                e.attempts += 1
+                if retry:
+                    model.requeue(e, TaskStatus.RETRYING, now + RETRY_DELAY)
+                else:
+                    model.finish(e, TaskStatus.FAILED)
+        case ("release", worker):
+            held = [i for i, e in model.tasks.items() if e.worker == worker]
+            released = await store.release(held, worker_id=worker)
+            assert released == held
+            for task_id in held:
+                e = model.tasks[task_id]
+                model.requeue(e, TaskStatus.PENDING, e.eta)
+        case ("cancel", k):
+            if model.tasks:
+                task_id = list(model.tasks)[k % len(model.tasks)]
+                e = model.tasks[task_id]
+                cancelled = await store.cancel(task_id, at=now)
+                assert cancelled is (e.status not in FINISHED)
+                if cancelled:
+                    model.finish(e, TaskStatus.CANCELLED)
+        case ("expire",):
+            expired = await store.reclaim_expired(now=now)
+            expected = [
+                i
+                for i, e in model.tasks.items()
+                if e.lease_until is not None and e.lease_until < now
+            ]
+            assert sorted(expired) == sorted(expected)
+            for task_id in expected:
+                e = model.tasks[task_id]
+                model.requeue(e, TaskStatus.PENDING, e.eta)
+        case ("advance", seconds):
+            model.now += seconds
+        case ("purge",):
+            cutoff = now - 10
+            gone = [
+                i
+                for i, e in model.tasks.items()
+                if e.status in FINISHED and e.finished_at is not None and e.finished_at < cutoff
+            ]
+            assert await store.purge(finished_before=cutoff) == len(gone)
+            for task_id in gone:
+                del model.tasks[task_id]
+        case ("compact",):
+            await store.compact()
+        case ("reopen",):
+            await store.aclose()
+            store = JournalStore(base, compact_min_records=8, compact_threshold=0.5)
+            await store.open()
+    return store
