@@ -50,7 +50,9 @@ def _rss_mb() -> float:
 
 
 async def _wait_all_done(omniq: AsyncOmniQ, n: int, poll: float = 0.05) -> None:
-    while (await omniq.stats()).counts[TaskStatus.SUCCESS] < n:
+    # polls the store rather than waiting on an event: the work may be done
+    # by other processes
+    while (await omniq.stats()).counts[TaskStatus.SUCCESS] < n:  # noqa: ASYNC110
         await trio.sleep(poll)
 
 
@@ -95,7 +97,8 @@ async def bench_enqueue(settings: Settings, n: int) -> None:
         single = time.perf_counter() - start
     print(f"  enqueue, batches of {BATCH:,}:        {_rate(n, batched)}")
     print(
-        f"  enqueue, one at a time, {PRODUCERS} producers: {_rate(per_producer * PRODUCERS, single)}"
+        f"  enqueue, one at a time, {PRODUCERS} producers: "
+        f"{_rate(per_producer * PRODUCERS, single)}"
     )
 
 
@@ -123,7 +126,8 @@ async def bench_process(
             finally:
                 _stop(procs)
         print(
-            f"  process, {workers} worker process(es) x concurrency {concurrency}: {_rate(n, elapsed)}"
+            f"  process, {workers} worker process(es) x concurrency {concurrency}: "
+            f"{_rate(n, elapsed)}"
             f"   (rss {rss_before:,.0f} MB with {n:,} tasks in the store)"
         )
 
@@ -156,7 +160,8 @@ async def memory_per_task(settings: Settings, n: int) -> None:
             await omniq.enqueue_many([Call(noop)] * min(BATCH, n - i))
         after = _rss_mb()
     print(
-        f"  memory per pending no-op task: {(after - before) * 2**20 / n:,.0f} bytes (RSS growth / {n:,})"
+        f"  memory per pending no-op task: {(after - before) * 2**20 / n:,.0f} bytes "
+        f"(RSS growth / {n:,})"
     )
 
 
@@ -183,45 +188,54 @@ async def _drop_schema(settings: Settings) -> None:
         conn.execute(f'DROP SCHEMA IF EXISTS "{settings.postgres_schema}" CASCADE')
 
 
+async def _run(
+    args: argparse.Namespace, fsync: str, base: Path, tag: str, bench: Any, *extra: Any
+) -> None:
+    """Run one benchmark on a fresh store (a new directory or schema)."""
+    settings, env = _settings_for(args, fsync, base, tag)
+    try:
+        await bench(settings, env, *extra)
+    finally:
+        await _drop_schema(settings)
+
+
 async def main(args: argparse.Namespace) -> None:
     fsyncs = args.fsync or (["always", "never"] if args.backend == "file" else ["-"])
-    print(
-        f"omniq_trio throughput: backend={args.backend}, python {sys.version.split()[0]}, trio {trio.__version__}"
-    )
+    versions = f"python {sys.version.split()[0]}, trio {trio.__version__}"
+    print(f"omniq_trio throughput: backend={args.backend}, {versions}")
     base = Path(tempfile.mkdtemp(prefix="omniq-bench-"))
     try:
         for fsync in fsyncs:
             print(f"\nfsync={fsync}" if args.backend == "file" else "")
             for n in args.n:
                 print(f" N = {n:,}")
-                for phase, run in (
-                    ("enq", lambda s, e: bench_enqueue(s, n)),
-                    *(
-                        (
-                            f"proc{w}",
-                            (lambda w: lambda s, e: bench_process(s, n, w, args.concurrency, e))(w),
-                        )
-                        for w in args.workers
-                    ),
-                ):
-                    settings, env = _settings_for(args, fsync, base, f"{phase}_{n}_{fsync}")
-                    try:
-                        await run(settings, env)
-                    finally:
-                        await _drop_schema(settings)
-            settings, _ = _settings_for(args, fsync, base, f"lat_{fsync}")
-            try:
-                await bench_latency(settings, args.latency_samples)
-            finally:
-                await _drop_schema(settings)
-        settings, _ = _settings_for(args, fsyncs[0], base, "mem")
-        try:
-            await memory_per_task(settings, max(args.n))
-        finally:
-            await _drop_schema(settings)
+                await _run(args, fsync, base, f"enq_{n}_{fsync}", _enqueue, n)
+                for workers in args.workers:
+                    tag = f"proc{workers}_{n}_{fsync}"
+                    await _run(args, fsync, base, tag, _process, n, workers, args.concurrency)
+            await _run(args, fsync, base, f"lat_{fsync}", _latency, args.latency_samples)
+        await _run(args, fsyncs[0], base, "mem", _memory, max(args.n))
         print(f"\npeak RSS of this process: {_peak_rss_mb():,.0f} MB")
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+async def _enqueue(settings: Settings, env: dict[str, str], n: int) -> None:
+    await bench_enqueue(settings, n)
+
+
+async def _process(
+    settings: Settings, env: dict[str, str], n: int, workers: int, concurrency: int
+) -> None:
+    await bench_process(settings, n, workers, concurrency, env)
+
+
+async def _latency(settings: Settings, env: dict[str, str], samples: int) -> None:
+    await bench_latency(settings, samples)
+
+
+async def _memory(settings: Settings, env: dict[str, str], n: int) -> None:
+    await memory_per_task(settings, n)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

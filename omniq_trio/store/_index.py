@@ -13,10 +13,8 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final
-
-import attrs
 
 from ..errors import InvalidTransitionError, LeaseLostError, TaskNotFoundError
 from ..models import (
@@ -47,6 +45,19 @@ _PENDING: Final = TaskStatus.PENDING
 _RUNNING: Final = TaskStatus.RUNNING
 
 
+def _replace(task: Task, **changes: Any) -> Task:
+    """``attrs.evolve`` for the index's hot paths: a copy of the instance dict.
+
+    Tasks are made by the index from tasks that were checked when created,
+    so re-running ``__init__`` would only cost time.
+    """
+    new = object.__new__(Task)
+    state = new.__dict__
+    state.update(task.__dict__)
+    state.update(changes)
+    return new
+
+
 class DuplicateTaskError(InvalidTransitionError):
     """A task with this id already exists."""
 
@@ -72,6 +83,7 @@ class TaskIndex:
         self._held: dict[str, set[str]] = {}
         # (finished_at, id) in the order tasks finished, for purging old results
         self._finished: deque[tuple[float, str]] = deque()
+        self._bulk = False
 
     # ----------------------------------------------------------------- queries
 
@@ -234,96 +246,128 @@ class TaskIndex:
 
     def apply(self, event: Event) -> None:
         """Make the change ``event`` describes."""
-        match event:
-            case Put(task, result):
-                self._put(task, result)
-            case Claimed(ids, worker_id, lease_until, at):
-                held = self._held.setdefault(worker_id, set())
-                for task_id in ids:
-                    task = self.tasks[task_id]
-                    self._queued.pop(task_id, None)
-                    self._set(
-                        task,
-                        attrs.evolve(
-                            task,
-                            status=_RUNNING,
-                            started_at=at,
-                            worker_id=worker_id,
-                            lease_until=lease_until,
-                        ),
-                    )
-                    held.add(task_id)
-            case Renewed(worker_id, lease_until):
-                for task_id in self._held.get(worker_id, ()):
-                    task = self.tasks[task_id]
-                    self.tasks[task_id] = attrs.evolve(task, lease_until=lease_until)
-            case Completed(task_id, _, value, at, next_eta):
-                task = self._unhold(task_id)
-                self.results[task_id] = TaskResult(
-                    task_id, TaskStatus.SUCCESS, value, None, task.attempts + 1, task.started_at, at
-                )
-                if next_eta is None:
-                    self._finish(
-                        task, TaskStatus.SUCCESS, at, attempts=task.attempts + 1, error=None
-                    )
-                else:
-                    self._requeue(task, next_eta, attempts=0, error=None, finished_at=at)
-            case Failed(task_id, _, error, at, retry_at, next_eta):
-                task = self._unhold(task_id)
-                if retry_at is not None:
-                    self._requeue(
-                        task,
-                        retry_at,
-                        attempts=task.attempts + 1,
-                        error=error,
-                        finished_at=task.finished_at,
-                        status=TaskStatus.RETRYING,
-                    )
-                    return
-                self.results[task_id] = TaskResult(
-                    task_id, TaskStatus.FAILED, None, error, task.attempts + 1, task.started_at, at
-                )
-                if next_eta is None:
-                    self._finish(
-                        task, TaskStatus.FAILED, at, attempts=task.attempts + 1, error=error
-                    )
-                else:
-                    self._requeue(task, next_eta, attempts=0, error=error, finished_at=at)
-            case Released(ids):
-                for task_id in ids:
-                    task = self._unhold(task_id)
-                    self._requeue(
-                        task,
-                        task.eta,
-                        attempts=task.attempts,
-                        error=task.error,
-                        finished_at=task.finished_at,
-                    )
-            case Cancelled(task_id, at):
-                task = self.tasks[task_id]
-                if task.status is _RUNNING:
-                    task = self._unhold(task_id)
-                self._queued.pop(task_id, None)
-                self.results[task_id] = TaskResult(
-                    task_id, TaskStatus.CANCELLED, None, None, task.attempts, task.started_at, at
-                )
-                self._finish(
-                    task, TaskStatus.CANCELLED, at, attempts=task.attempts, error=task.error
-                )
-            case Retried(task_id, at):
-                task = self.tasks[task_id]
-                self.results.pop(task_id, None)
-                self._requeue(task, at, attempts=0, error=task.error, finished_at=None)
-            case Purged(ids):
-                for task_id in ids:
-                    task = self.tasks.pop(task_id)
-                    self.counts[task.status] -= 1
-                    self.results.pop(task_id, None)
-                self._drop_stale_finished()
+        self._appliers[type(event)](self, event)
 
     def apply_all(self, events: Iterable[Event]) -> None:
+        appliers = self._appliers
         for event in events:
-            self.apply(event)
+            appliers[type(event)](self, event)
+
+    def load(self, events: Iterable[Event]) -> None:
+        """Apply many events at once (a replay): the queues are built once, at the end."""
+        self._bulk = True
+        try:
+            self.apply_all(events)
+        finally:
+            self._bulk = False
+        self._scheduled = [(self.tasks[i].eta, seq, i) for i, seq in self._queued.items()]
+        heapq.heapify(self._scheduled)
+        self._ready = []
+
+    def _apply_put(self, event: Put) -> None:
+        self._put(event.task, event.result)
+
+    def _apply_claimed(self, event: Claimed) -> None:
+        held = self._held.setdefault(event.worker_id, set())
+        tasks, queued = self.tasks, self._queued
+        for task_id in event.ids:
+            task = tasks[task_id]
+            queued.pop(task_id, None)
+            self._set(
+                task,
+                _replace(
+                    task,
+                    status=_RUNNING,
+                    started_at=event.at,
+                    worker_id=event.worker_id,
+                    lease_until=event.lease_until,
+                ),
+            )
+            held.add(task_id)
+
+    def _apply_renewed(self, event: Renewed) -> None:
+        for task_id in self._held.get(event.worker_id, ()):
+            self.tasks[task_id] = _replace(self.tasks[task_id], lease_until=event.lease_until)
+
+    def _apply_completed(self, event: Completed) -> None:
+        task_id, at = event.task_id, event.at
+        task = self._unhold(task_id)
+        attempts = task.attempts + 1
+        self.results[task_id] = TaskResult(
+            task_id, TaskStatus.SUCCESS, event.value, None, attempts, task.started_at, at
+        )
+        if event.next_eta is None:
+            self._finish(task, TaskStatus.SUCCESS, at, attempts=attempts, error=None)
+        else:
+            self._requeue(task, event.next_eta, attempts=0, error=None, finished_at=at)
+
+    def _apply_failed(self, event: Failed) -> None:
+        task_id, at, error = event.task_id, event.at, event.error
+        task = self._unhold(task_id)
+        attempts = task.attempts + 1
+        if event.retry_at is not None:
+            self._requeue(
+                task,
+                event.retry_at,
+                attempts=attempts,
+                error=error,
+                finished_at=task.finished_at,
+                status=TaskStatus.RETRYING,
+            )
+            return
+        self.results[task_id] = TaskResult(
+            task_id, TaskStatus.FAILED, None, error, attempts, task.started_at, at
+        )
+        if event.next_eta is None:
+            self._finish(task, TaskStatus.FAILED, at, attempts=attempts, error=error)
+        else:
+            self._requeue(task, event.next_eta, attempts=0, error=error, finished_at=at)
+
+    def _apply_released(self, event: Released) -> None:
+        for task_id in event.ids:
+            task = self._unhold(task_id)
+            self._requeue(
+                task,
+                task.eta,
+                attempts=task.attempts,
+                error=task.error,
+                finished_at=task.finished_at,
+            )
+
+    def _apply_cancelled(self, event: Cancelled) -> None:
+        task_id, at = event.task_id, event.at
+        task = self.tasks[task_id]
+        if task.status is _RUNNING:
+            task = self._unhold(task_id)
+        self._queued.pop(task_id, None)
+        self.results[task_id] = TaskResult(
+            task_id, TaskStatus.CANCELLED, None, None, task.attempts, task.started_at, at
+        )
+        self._finish(task, TaskStatus.CANCELLED, at, attempts=task.attempts, error=task.error)
+
+    def _apply_retried(self, event: Retried) -> None:
+        task = self.tasks[event.task_id]
+        self.results.pop(event.task_id, None)
+        self._requeue(task, event.at, attempts=0, error=task.error, finished_at=None)
+
+    def _apply_purged(self, event: Purged) -> None:
+        for task_id in event.ids:
+            task = self.tasks.pop(task_id)
+            self.counts[task.status] -= 1
+            self.results.pop(task_id, None)
+        self._drop_stale_finished()
+
+    _appliers: Final[dict[type[Any], Callable[[TaskIndex, Any], None]]] = {
+        Put: _apply_put,
+        Claimed: _apply_claimed,
+        Renewed: _apply_renewed,
+        Completed: _apply_completed,
+        Failed: _apply_failed,
+        Released: _apply_released,
+        Cancelled: _apply_cancelled,
+        Retried: _apply_retried,
+        Purged: _apply_purged,
+    }
 
     def snapshot(self) -> Iterator[Put]:
         """Events that rebuild the current state in a fresh index (for compaction)."""
@@ -373,7 +417,7 @@ class TaskIndex:
         finished_at: float | None,
         status: TaskStatus = _PENDING,
     ) -> None:
-        new = attrs.evolve(
+        new = _replace(
             task,
             status=status,
             eta=eta,
@@ -391,7 +435,7 @@ class TaskIndex:
     ) -> None:
         self._set(
             task,
-            attrs.evolve(
+            _replace(
                 task,
                 status=status,
                 finished_at=at,
@@ -419,7 +463,8 @@ class TaskIndex:
     def _enqueue_ready(self, task: Task) -> None:
         seq = next(self._seq)
         self._queued[task.id] = seq
-        heapq.heappush(self._scheduled, (task.eta, seq, task.id))
+        if not self._bulk:  # load() builds the heap once at the end
+            heapq.heappush(self._scheduled, (task.eta, seq, task.id))
 
     def _promote(self, now: float) -> None:
         """Move tasks that have become due from the schedule to the ready queue."""
