@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from omniq_trio.errors import JournalCorruptError, StoreClosedError, StoreError
 from omniq_trio.models import TaskStatus
@@ -209,3 +210,20 @@ async def test_closed_store_refuses_work(tmp_path: Path) -> None:
     await store.aclose()
     with pytest.raises(StoreClosedError):
         await store.enqueue([make_task()])
+
+
+async def test_interval_policy_syncs_soon_after_the_last_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
+) -> None:
+    syncs: list[int] = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (syncs.append(fd), real(fd)))
+    async with JournalStore(tmp_path, fsync="interval", fsync_interval=0.5) as store:
+        await store.enqueue([make_task()])
+        start = trio.current_time()
+        await store.enqueue([make_task()])  # within the interval: acknowledged unsynced ...
+        count = len(syncs)
+        await trio.sleep_until(start + 0.45)
+        assert len(syncs) == count
+        await trio.sleep_until(start + 0.55)
+        assert len(syncs) == count + 1  # ... and synced when it ends, with no further write

@@ -160,6 +160,7 @@ class JournalStore(IndexedStore):
         # bytes of the segment written and synced; one fdatasync at a time
         self._synced = 0
         self._sync_done: trio.Event | None = None
+        self._sync_scheduled = False
         self._last_sync = -float("inf")
         # Serialises file I/O and index catch-up in this process. flock alone
         # cannot: a shared lock taken on the same descriptor would silently
@@ -419,6 +420,7 @@ class JournalStore(IndexedStore):
                 return
             now = trio.current_time()
             if self._fsync == "interval" and now - self._last_sync < self._fsync_interval:
+                self._sync_later(self._last_sync + self._fsync_interval)
                 return
             target, self._sync_done = self._offset, trio.Event()
             try:
@@ -427,6 +429,26 @@ class JournalStore(IndexedStore):
                 self._sync_done.set()
                 self._sync_done = None
             self._synced, self._last_sync = max(self._synced, target), now
+
+    def _sync_later(self, deadline: float) -> None:
+        """Under fsync="interval", make sure what was just acknowledged is synced by ``deadline``
+        even if nothing else is written meanwhile."""
+        if self._sync_scheduled:
+            return
+        self._sync_scheduled = True
+        # a system task: the store may have been opened by code without a nursery
+        trio.lowlevel.spawn_system_task(self._deferred_sync, deadline)
+
+    async def _deferred_sync(self, deadline: float) -> None:
+        try:
+            await trio.sleep_until(deadline)
+            self._sync_scheduled = False
+            if self._state == "open":
+                await self._sync_to(self._segment, self._offset)
+        except Exception:
+            log.exception("journal %s: deferred fsync failed", self._base_dir)
+        finally:
+            self._sync_scheduled = False
 
     async def _sync_idle(self) -> None:
         """Wait for an fdatasync in flight, before the descriptor it uses is closed."""
