@@ -196,6 +196,8 @@ class JournalStore(IndexedStore):
             return
         with trio.CancelScope(shield=True):
             async with self._io_lock:
+                if self._state == "open":  # opened by a concurrent call meanwhile
+                    return
                 await trio.to_thread.run_sync(self._open_sync)
         self._notify_all()
 
