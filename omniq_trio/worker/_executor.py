@@ -89,9 +89,10 @@ class TaskRunner:
     rand: Callable[[], float]
 
     async def run(self, task: Task, outcome_send: trio.MemorySendChannel[Finished]) -> None:
-        """Run ``task`` and send its outcome; on cancellation, release it and re-raise."""
+        """Run ``task`` and send its outcome; if interrupted, release it and re-raise."""
         counters = self.counters
         counters.running += 1
+        handed_over = False
         try:
             log_task_started(task)
             started = trio.current_time()
@@ -101,12 +102,15 @@ class TaskRunner:
                 outcome_send.send_nowait(finished)  # room in the buffer: skip a scheduler trip
             except trio.WouldBlock:
                 await outcome_send.send(finished)
-        except trio.Cancelled:
-            with cleanup_scope():
-                await self._release(task)
-            raise
+            handed_over = True
         finally:
             counters.running -= 1
+            if not handed_over:
+                # Only cancellation gets here (a task's own errors are its
+                # outcome), and not always as a bare trio.Cancelled: a nursery
+                # inside the task wraps it in an exception group.
+                with cleanup_scope():
+                    await self._release(task)
 
     async def _execute(self, task: Task) -> _Result:
         try:
