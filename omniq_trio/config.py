@@ -190,7 +190,7 @@ class Settings:
                     f"{key} is not an omniq_trio setting; known: "
                     + ", ".join(ENV_PREFIX + n.upper() for n in fields)
                 )
-            values[name] = _parse_env(key, raw, _resolve(name))
+            values[name] = _check_env(key, raw, fields[name], _parse_env(key, raw, _resolve(name)))
         values.update(overrides)
         return cls(**values)
 
@@ -206,6 +206,19 @@ def _check_int(name: str, value: object, *, minimum: int) -> None:
 
 def _resolve(name: str) -> Any:
     return typing.get_type_hints(Settings)[name]
+
+
+def _check_env(key: str, raw: str, field: attrs.Attribute[Any], value: Any) -> Any:
+    """Run the field's own converter and validator on one variable's value, so that
+    an error names the variable the user has to fix, not just the field."""
+    try:
+        if field.converter is not None:
+            value = field.converter(value)  # type: ignore[operator]
+        if field.validator is not None:
+            field.validator(None, field, value)
+    except ConfigError as exc:
+        raise ConfigError(f"{key}={raw!r}: {exc}") from None
+    return value
 
 
 def _parse_env(key: str, raw: str, hint: Any) -> Any:
