@@ -208,10 +208,10 @@ async def test_start_runs_until_stopped(
         task_id = await omniq.enqueue(rt_sleep, "a", 1.0)
         await omniq.get_result(task_id, wait=True)
         assert trio.current_time() == 2.0
-        await trio.sleep(3600.0)
+        await trio.sleep(600.0)
         assert pool.running
         await pool.stop()
-    assert pool.uptime == 3602.0
+    assert pool.uptime == 602.0
     assert pool.tasks_processed == 1
 
 
@@ -279,3 +279,52 @@ async def test_task_claimed_but_not_handed_over_is_released_uncharged(
     assert probe.runs == {}
     assert pool.statistics().tasks_processed == 0
     assert any("claimed but not started" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("stop_at", [0.5, 1.0, 2.0])
+async def test_task_ending_right_at_the_deadline_has_its_outcome_recorded(
+    autojump_clock: trio.abc.Clock, omniq: AsyncOmniQ, probe: RuntimeProbe, stop_at: float
+) -> None:
+    # the run ends and the deadline passes at the same virtual instant: a run
+    # that ended is never thrown away (and run again) for want of a record
+    task_id = await omniq.enqueue(rt_sleep, "edge", 5.0)
+    async with trio.open_nursery() as nursery:
+        pool = omniq.worker()
+        await nursery.start(pool.run)
+        await trio.sleep(stop_at)
+        await pool.stop(timeout=5.0 - stop_at)
+    task = await omniq.get_task(task_id)
+    if probe.ends:
+        assert (task.status, task.attempts) == (TaskStatus.SUCCESS, 1)
+    else:
+        assert (task.status, task.attempts) == (TaskStatus.PENDING, 0)
+
+
+async def test_outcome_being_written_at_the_deadline_is_still_recorded(
+    autojump_clock: trio.abc.Clock,
+    omniq: AsyncOmniQ,
+    probe: RuntimeProbe,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A store that takes a while to write an outcome (a journal's fsync);
+    # the stop deadline passes while it writes: the run has ended, it is no
+    # straggler, so its outcome is recorded rather than the task run again.
+    store = omniq.store
+    complete = store.complete
+
+    async def slow_complete(*args: Any, **kwargs: Any) -> None:
+        await trio.sleep(0.5)
+        await complete(*args, **kwargs)
+
+    monkeypatch.setattr(store, "complete", slow_complete)
+    task_id = await omniq.enqueue(rt_sleep, "a", 5.0)
+    async with trio.open_nursery() as nursery:
+        pool = omniq.worker()
+        await nursery.start(pool.run)
+        await trio.sleep(5.25)
+        await pool.stop(timeout=0)
+        assert trio.current_time() == 5.5
+    task = await omniq.get_task(task_id)
+    assert (task.status, task.attempts) == (TaskStatus.SUCCESS, 1)
+    assert probe.ends == [("a", 5.0)]
+    assert pool.statistics().tasks_released == 0
