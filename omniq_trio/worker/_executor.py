@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import traceback
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -52,6 +53,33 @@ def task_error(exc: BaseException) -> TaskError:
     name = kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
     formatted = "".join(traceback.format_exception(exc)) if exc.__traceback__ else ""
     return TaskError(name, str(exc), formatted)
+
+
+@attrs.frozen
+class _ThreadSlot:
+    """The pool's thread limiter as one sync task sees it: the task's timeout
+    starts when it gets a thread, not while it waits for one.
+
+    An abandoned thread (its task timed out, or was stopped) keeps its slot
+    until it really ends, so that hung tasks cannot pile up threads; a task
+    waiting for that slot has not started, and must not time out meanwhile.
+    """
+
+    limiter: trio.CapacityLimiter
+    #: the task's timeout scope, if it has a timeout
+    scope: trio.CancelScope | None
+    timeout: float | None
+
+    async def acquire_on_behalf_of(self, borrower: object) -> None:
+        if self.scope is None or self.timeout is None:
+            await self.limiter.acquire_on_behalf_of(borrower)
+            return
+        self.scope.deadline = math.inf
+        await self.limiter.acquire_on_behalf_of(borrower)
+        self.scope.deadline = trio.current_time() + self.timeout
+
+    def release_on_behalf_of(self, borrower: object) -> None:
+        self.limiter.release_on_behalf_of(borrower)
 
 
 @attrs.frozen
@@ -132,7 +160,9 @@ class TaskRunner:
                     value = await trio.to_thread.run_sync(
                         functools.partial(func, *args, **kwargs),
                         abandon_on_cancel=True,
-                        limiter=self.limiter,
+                        # trio documents "a CapacityLimiter-like object"; its
+                        # annotation names only the class
+                        limiter=_ThreadSlot(self.limiter, scope, task.timeout),  # type: ignore[arg-type]
                     )
                 if inspect.isawaitable(value):
                     value = await value
