@@ -7,7 +7,7 @@ import trio
 
 from omniq_trio import AsyncOmniQ, TaskStatus
 from tests.runtime.conftest import SETTINGS, running
-from tests.tasks import RuntimeProbe, rt_flaky, rt_sleep, rt_sync_block
+from tests.tasks import RuntimeProbe, rt_flaky, rt_sleep, rt_sync_block, rt_sync_echo
 
 
 @pytest.mark.parametrize(
@@ -168,3 +168,25 @@ async def test_timeout_of_a_sync_task_in_a_thread_fails_it(
     assert (result.status, result.attempts) == (TaskStatus.FAILED, 1)
     assert result.error is not None
     assert result.error.type.endswith("TaskTimeoutError")
+
+
+async def test_sync_task_waiting_for_a_thread_does_not_time_out_meanwhile(
+    autojump_clock: trio.abc.Clock, probe: RuntimeProbe
+) -> None:
+    # the thread of a timed-out task cannot be interrupted and keeps its slot
+    # (concurrency 1) until it ends; the next task's timeout starts only
+    # once it has a thread of its own
+    async with AsyncOmniQ(SETTINGS.evolve(sync_tasks="thread")) as omniq:
+        stuck = await omniq.enqueue(rt_sync_block, "stuck", timeout=5)
+        after = await omniq.enqueue(rt_sync_echo, "after", timeout=5)
+        async with running(omniq, concurrency=1):
+            assert await omniq.get_result(stuck, wait=True) is not None
+            assert trio.current_time() == 5.0
+            await trio.sleep(20)
+            assert await omniq.get_result(after) is None
+            assert probe.runs["sync-echo"] == 0
+            probe.unblock.set()  # the stuck thread ends
+            result = await omniq.get_result(after, wait=True)
+    assert result is not None
+    assert result.status is TaskStatus.SUCCESS
+    assert result.value == {"args": ["after"], "kwargs": {}}
