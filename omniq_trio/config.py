@@ -11,7 +11,7 @@ import math
 import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -69,6 +69,12 @@ def _to_path(value: str | os.PathLike[str]) -> Path:
         return Path(value)
     except TypeError:
         raise ConfigError(f"base_dir must be a path, got {value!r}") from None
+
+
+def _to_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    # a typed converter: with plain `tuple`, type checkers see the parameter as
+    # Iterable[_T_co] and reject every argument
+    return tuple(value)
 
 
 def _upper(value: object) -> object:
@@ -141,7 +147,7 @@ class Settings:
     #: autojump, which would otherwise advance virtual time while a thread runs.
     sync_tasks: SyncTasks = attrs.field(default="thread", validator=_one_of)
     #: Modules a worker imports at start, so their tasks are registered.
-    imports: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    imports: tuple[str, ...] = attrs.field(default=(), converter=_to_tuple)
     #: Level of the ``omniq_trio`` logger.
     log_level: LogLevel = attrs.field(default="INFO", converter=_upper, validator=_one_of)
 
