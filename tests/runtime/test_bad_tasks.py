@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 import trio
 
@@ -9,7 +12,7 @@ from omniq_trio import AsyncOmniQ, TaskResult, TaskStatus
 from tests.runtime.conftest import SETTINGS, running
 from tests.tasks import RuntimeProbe, rt_echo, rt_exit, rt_flaky, rt_unserializable
 
-BAD_TASKS = [
+BAD_TASKS: list[tuple[Callable[..., Any] | str, tuple[Any, ...], str | None, str]] = [
     # (function, arguments, error type, words of the message)
     (rt_flaky, ("boom", 1), "ValueError", "boom failure 1 of 1"),
     (rt_unserializable, (), "omniq_trio.errors.SerializationError", "not JSON-serializable"),
@@ -17,7 +20,7 @@ BAD_TASKS = [
     ("tests.tasks:missing", (), "omniq_trio.errors.FunctionImportError", "has no attribute"),
     ("tests.tasks:rt_probe", (), "omniq_trio.errors.FunctionImportError", "not a callable"),
     (rt_exit, (3,), "SystemExit", "3"),
-    (rt_echo, (), None, None),  # a good one among them
+    (rt_echo, (), None, ""),  # a good one among them
     ("tests.tasks:rt_sleep", (), "TypeError", "missing 1 required positional argument"),
 ]
 

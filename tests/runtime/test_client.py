@@ -175,6 +175,7 @@ async def test_get_result_is_none_until_the_task_finishes(
         1,
     )
     task = await omniq.get_task(task_id)
+    assert task.started_at is not None
     assert result.started_at == task.started_at
     assert result.finished_at == task.finished_at == task.started_at + 5.0
     assert await omniq.get_result(task_id) == result
@@ -329,7 +330,8 @@ async def test_tasks_read_like_dicts(autojump_clock: trio.abc.Clock, omniq: Asyn
     task_id = await omniq.enqueue(rt_echo, 1, key="v", priority=3)
     (task,) = await omniq.list_tasks()
     assert task["id"] == task_id
-    assert task["status"] == TaskStatus.PENDING == "pending"
+    assert task["status"] == TaskStatus.PENDING
+    assert task["status"] == "pending"
     assert task["priority"] == 3
     assert dict(task)["kwargs"] == {"key": "v"}
     with pytest.raises(KeyError):

@@ -51,6 +51,7 @@ async def test_long_task_of_a_live_pool_keeps_its_lease(
                     assert task.worker_id == busy.worker_id
                     # it started at trio time 0: its lease runs past the present
                     assert task.lease_until is not None
+                    assert task.started_at is not None
                     assert task.lease_until > task.started_at + trio.current_time()
                 result = await omniq.get_result(task_id, wait=True)
     assert probe.runs == {"long": 1}
