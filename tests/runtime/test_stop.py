@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 import trio
 
 from omniq_trio import AsyncOmniQ, ConfigError, Task, TaskStatus
+from omniq_trio.store import Outcome
 from tests.runtime.conftest import SETTINGS
 from tests.tasks import RuntimeProbe, rt_nursery_sleep, rt_sleep, rt_sync_block
 
@@ -306,17 +308,17 @@ async def test_outcome_being_written_at_the_deadline_is_still_recorded(
     probe: RuntimeProbe,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A store that takes a while to write an outcome (a journal's fsync);
-    # the stop deadline passes while it writes: the run has ended, it is no
+    # A store that takes a while to write outcomes (a journal's fsync); the
+    # stop deadline passes while it writes: the run has ended, it is no
     # straggler, so its outcome is recorded rather than the task run again.
     store = omniq.store
-    complete = store.complete
+    record = store.record
 
-    async def slow_complete(*args: Any, **kwargs: Any) -> None:
+    async def slow_record(outcomes: Sequence[Outcome]) -> list[Exception | None]:
         await trio.sleep(0.5)
-        await complete(*args, **kwargs)
+        return await record(outcomes)
 
-    monkeypatch.setattr(store, "complete", slow_complete)
+    monkeypatch.setattr(store, "record", slow_record)
     task_id = await omniq.enqueue(rt_sleep, "a", 5.0)
     async with trio.open_nursery() as nursery:
         pool = omniq.worker()
