@@ -330,3 +330,33 @@ async def test_outcome_being_written_at_the_deadline_is_still_recorded(
     assert (task.status, task.attempts) == (TaskStatus.SUCCESS, 1)
     assert probe.ends == [("a", 5.0)]
     assert pool.statistics().tasks_released == 0
+
+
+async def test_outcomes_waiting_to_be_written_survive_a_cancelled_nursery(
+    autojump_clock: trio.abc.Clock,
+    omniq: AsyncOmniQ,
+    probe: RuntimeProbe,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The run has ended and its outcome waits for the store (a journal's group
+    # commit) when the pool is cancelled from outside: it is still written,
+    # not left RUNNING until its lease expires.
+    store = omniq.store
+    record = store.record
+
+    async def slow_record(outcomes: Sequence[Outcome]) -> list[Exception | None]:
+        await trio.sleep(0.5)
+        return await record(outcomes)
+
+    monkeypatch.setattr(store, "record", slow_record)
+    ids = [await omniq.enqueue(rt_sleep, f"t{i}", 5.0) for i in range(3)]
+    with trio.move_on_after(5.25):
+        async with trio.open_nursery() as nursery:
+            pool = omniq.worker(concurrency=3)
+            await nursery.start(pool.run)
+            await trio.sleep_forever()
+    # the write under way when the cancel came wrote nothing; it is made
+    # again, shielded, with the other outcomes waiting in the channel
+    assert trio.current_time() == 5.75
+    assert await _statuses(omniq, *ids) == [TaskStatus.SUCCESS] * 3
+    assert len(probe.ends) == 3
