@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+import trio.testing
 
 from omniq_trio import AsyncOmniQ, TaskStatus
 from tests.runtime.conftest import SETTINGS, running
@@ -171,7 +172,7 @@ async def test_timeout_of_a_sync_task_in_a_thread_fails_it(
 
 
 async def test_sync_task_waiting_for_a_thread_does_not_time_out_meanwhile(
-    autojump_clock: trio.abc.Clock, probe: RuntimeProbe
+    autojump_clock: trio.testing.MockClock, probe: RuntimeProbe
 ) -> None:
     # the thread of a timed-out task cannot be interrupted and keeps its slot
     # (concurrency 1) until it ends; the next task's timeout starts only
@@ -185,7 +186,10 @@ async def test_sync_task_waiting_for_a_thread_does_not_time_out_meanwhile(
             await trio.sleep(20)
             assert await omniq.get_result(after) is None
             assert probe.runs["sync-echo"] == 0
-            probe.unblock.set()  # the stuck thread ends
+            # From here threads run (the stuck one ends, then the next one):
+            # the clock must not jump past the timeout while they do.
+            autojump_clock.autojump_threshold = 30.0
+            probe.unblock.set()
             result = await omniq.get_result(after, wait=True)
     assert result is not None
     assert result.status is TaskStatus.SUCCESS
