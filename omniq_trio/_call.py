@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -41,6 +41,12 @@ class TaskOptionError(OmniQError, ValueError):
     """An ``enqueue`` option is invalid (negative delay, eta and delay together, ...)."""
 
 
+def _to_tuple(args: Iterable[Any]) -> tuple[Any, ...]:
+    # a typed converter: with plain `tuple`, type checkers see the parameter as
+    # Iterable[_T_co] and reject every argument
+    return tuple(args)
+
+
 @attrs.frozen(kw_only=True)
 class Call:
     """One task to enqueue: ``Call(func, args, kwargs, delay=..., priority=...)``.
@@ -52,7 +58,7 @@ class Call:
     """
 
     func: Callable[..., Any] | str = attrs.field(kw_only=False)
-    args: tuple[Any, ...] = attrs.field(default=(), converter=tuple, kw_only=False)
+    args: tuple[Any, ...] = attrs.field(default=(), converter=_to_tuple, kw_only=False)
     kwargs: Mapping[str, Any] = attrs.field(factory=dict, kw_only=False)
     eta: dt.datetime | float | None = None
     delay: Seconds | None = None

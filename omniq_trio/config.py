@@ -11,7 +11,7 @@ import math
 import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -69,6 +69,12 @@ def _to_path(value: str | os.PathLike[str]) -> Path:
         return Path(value)
     except TypeError:
         raise ConfigError(f"base_dir must be a path, got {value!r}") from None
+
+
+def _to_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    # a typed converter: with plain `tuple`, type checkers see the parameter as
+    # Iterable[_T_co] and reject every argument
+    return tuple(value)
 
 
 def _upper(value: object) -> object:
@@ -141,7 +147,7 @@ class Settings:
     #: autojump, which would otherwise advance virtual time while a thread runs.
     sync_tasks: SyncTasks = attrs.field(default="thread", validator=_one_of)
     #: Modules a worker imports at start, so their tasks are registered.
-    imports: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    imports: tuple[str, ...] = attrs.field(default=(), converter=_to_tuple)
     #: Level of the ``omniq_trio`` logger.
     log_level: LogLevel = attrs.field(default="INFO", converter=_upper, validator=_one_of)
 
@@ -190,7 +196,7 @@ class Settings:
                     f"{key} is not an omniq_trio setting; known: "
                     + ", ".join(ENV_PREFIX + n.upper() for n in fields)
                 )
-            values[name] = _parse_env(key, raw, _resolve(name))
+            values[name] = _check_env(key, raw, fields[name], _parse_env(key, raw, _resolve(name)))
         values.update(overrides)
         return cls(**values)
 
@@ -206,6 +212,19 @@ def _check_int(name: str, value: object, *, minimum: int) -> None:
 
 def _resolve(name: str) -> Any:
     return typing.get_type_hints(Settings)[name]
+
+
+def _check_env(key: str, raw: str, field: attrs.Attribute[Any], value: Any) -> Any:
+    """Run the field's own converter and validator on one variable's value, so that
+    an error names the variable the user has to fix, not just the field."""
+    try:
+        if field.converter is not None:
+            value = field.converter(value)  # type: ignore[operator]
+        if field.validator is not None:
+            field.validator(None, field, value)
+    except ConfigError as exc:
+        raise ConfigError(f"{key}={raw!r}: {exc}") from None
+    return value
 
 
 def _parse_env(key: str, raw: str, hint: Any) -> Any:

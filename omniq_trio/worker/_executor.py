@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import traceback
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -55,6 +56,33 @@ def task_error(exc: BaseException) -> TaskError:
 
 
 @attrs.frozen
+class _ThreadSlot:
+    """The pool's thread limiter as one sync task sees it: the task's timeout
+    starts when it gets a thread, not while it waits for one.
+
+    An abandoned thread (its task timed out, or was stopped) keeps its slot
+    until it really ends, so that hung tasks cannot pile up threads; a task
+    waiting for that slot has not started, and must not time out meanwhile.
+    """
+
+    limiter: trio.CapacityLimiter
+    #: the task's timeout scope, if it has a timeout
+    scope: trio.CancelScope | None
+    timeout: float | None
+
+    async def acquire_on_behalf_of(self, borrower: object) -> None:
+        if self.scope is None or self.timeout is None:
+            await self.limiter.acquire_on_behalf_of(borrower)
+            return
+        self.scope.deadline = math.inf
+        await self.limiter.acquire_on_behalf_of(borrower)
+        self.scope.deadline = trio.current_time() + self.timeout
+
+    def release_on_behalf_of(self, borrower: object) -> None:
+        self.limiter.release_on_behalf_of(borrower)
+
+
+@attrs.frozen
 class Finished:
     """A run that ended, on its way from an executor to the recorder."""
 
@@ -89,9 +117,10 @@ class TaskRunner:
     rand: Callable[[], float]
 
     async def run(self, task: Task, outcome_send: trio.MemorySendChannel[Finished]) -> None:
-        """Run ``task`` and send its outcome; on cancellation, release it and re-raise."""
+        """Run ``task`` and send its outcome; if interrupted, release it and re-raise."""
         counters = self.counters
         counters.running += 1
+        handed_over = False
         try:
             log_task_started(task)
             started = trio.current_time()
@@ -101,12 +130,15 @@ class TaskRunner:
                 outcome_send.send_nowait(finished)  # room in the buffer: skip a scheduler trip
             except trio.WouldBlock:
                 await outcome_send.send(finished)
-        except trio.Cancelled:
-            with cleanup_scope():
-                await self._release(task)
-            raise
+            handed_over = True
         finally:
             counters.running -= 1
+            if not handed_over:
+                # Only cancellation gets here (a task's own errors are its
+                # outcome), and not always as a bare trio.Cancelled: a nursery
+                # inside the task wraps it in an exception group.
+                with cleanup_scope():
+                    await self._release(task)
 
     async def _execute(self, task: Task) -> _Result:
         try:
@@ -128,7 +160,9 @@ class TaskRunner:
                     value = await trio.to_thread.run_sync(
                         functools.partial(func, *args, **kwargs),
                         abandon_on_cancel=True,
-                        limiter=self.limiter,
+                        # trio documents "a CapacityLimiter-like object"; its
+                        # annotation names only the class
+                        limiter=_ThreadSlot(self.limiter, scope, task.timeout),  # type: ignore[arg-type]
                     )
                 if inspect.isawaitable(value):
                     value = await value

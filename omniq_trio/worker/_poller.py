@@ -79,6 +79,9 @@ async def _hand_out(
         try:
             # An idle executor takes it at once: no need for a trip through
             # the scheduler per task (the loop checkpoints when it claims).
+            # But a stop may have begun while the claim was on its way back
+            # (a store that yields after making it): then nothing more starts.
+            await trio.lowlevel.checkpoint_if_cancelled()
             try:
                 task_send.send_nowait(task)
             except trio.WouldBlock:

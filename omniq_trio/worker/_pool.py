@@ -106,6 +106,12 @@ class WorkerPool:
         return self._settings
 
     @property
+    def store(self) -> Store:
+        """The store this pool runs tasks from (to reach the memory store of
+        ``serve(Settings(backend="memory"))``: ``AsyncOmniQ(settings, store=pool.store)``)."""
+        return self._store
+
+    @property
     def worker_id(self) -> str:
         """The id this pool's leases are held under."""
         return self._worker_id

@@ -34,16 +34,38 @@ async def recorder(
     worker_id: str,
     counters: Counters,
 ) -> None:
-    """Record outcomes until every executor has closed its end of the channel."""
+    """Record outcomes until every executor has closed its end of the channel.
+
+    An outcome handed over is a run that ended, and its executor no longer
+    answers for the task. So if the recorder is cancelled (the pool is
+    cancelled from outside, or the stop's cleanup deadline passes), the batch
+    it was writing (a store call that raised Cancelled wrote nothing) and
+    whatever else is in the channel are written on the way out, shielded,
+    rather than left RUNNING until their leases expire.
+    """
     async with outcome_receive:
-        async for first in outcome_receive:
-            batch = [first]
-            while len(batch) < MAX_BATCH:
-                try:
-                    batch.append(outcome_receive.receive_nowait())
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
-            await _record(batch, store=store, worker_id=worker_id, counters=counters)
+        batch: list[Finished] = []
+        try:
+            async for first in outcome_receive:
+                batch = [first, *_take(outcome_receive, MAX_BATCH - 1)]
+                await _record(batch, store=store, worker_id=worker_id, counters=counters)
+                batch = []
+        finally:
+            batch += _take(outcome_receive, OUTCOME_BUFFER)
+            if batch:
+                with cleanup_scope():
+                    await _record(batch, store=store, worker_id=worker_id, counters=counters)
+
+
+def _take(outcome_receive: trio.MemoryReceiveChannel[Finished], limit: int) -> list[Finished]:
+    """Up to ``limit`` outcomes that are waiting in the channel, without waiting."""
+    taken: list[Finished] = []
+    while len(taken) < limit:
+        try:
+            taken.append(outcome_receive.receive_nowait())
+        except (trio.WouldBlock, trio.EndOfChannel):
+            break
+    return taken
 
 
 async def _record(

@@ -1,0 +1,183 @@
+"""Task functions the test suite enqueues; workers import them as ``"tests.tasks:<name>"``.
+
+Groups, by prefix (add your own group rather than reusing another's functions):
+
+* ``rt_*``: the runtime tests (``tests/runtime/``). They report what happened
+  inside the task to :data:`rt_probe`, which the tests reset and read.
+* ``seed_*``: the functions of ``seed/run-workers.md``'s examples.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections import Counter
+from typing import Any
+
+import attrs
+import trio
+
+# ------------------------------------------------------------------ runtime probe
+
+
+def _trio_time() -> float | None:
+    try:
+        return trio.current_time()
+    except RuntimeError:  # a sync task in a worker thread
+        return None
+
+
+@attrs.define(eq=False)
+class RuntimeProbe:
+    """What the ``rt_*`` tasks saw: how many ran at once, when each started and ended.
+
+    Times are trio times (``None`` for sync tasks in threads). Updated under a
+    lock, since sync tasks may run in several threads at once.
+    """
+
+    running: int = 0
+    max_running: int = 0
+    #: (label, trio time) of each execution's start, in order
+    starts: list[tuple[str, float | None]] = attrs.Factory(list)
+    #: (label, trio time) of each execution that returned or raised (not cancelled)
+    ends: list[tuple[str, float | None]] = attrs.Factory(list)
+    #: executions started, per label
+    runs: Counter[str] = attrs.Factory(Counter)
+    #: set by ``rt_sync_block`` once its thread runs
+    blocked: threading.Event = attrs.Factory(threading.Event)
+    #: set by a test to let the threads of ``rt_sync_block`` return
+    unblock: threading.Event = attrs.Factory(threading.Event)
+    _barriers: dict[str, threading.Barrier] = attrs.Factory(dict)
+    _lock: threading.Lock = attrs.Factory(threading.Lock)
+
+    def reset(self) -> None:
+        self.unblock.set()  # let blocked threads of an earlier test finish
+        with self._lock:
+            self.running = self.max_running = 0
+            self.starts, self.ends, self.runs = [], [], Counter()
+            self.blocked, self.unblock = threading.Event(), threading.Event()
+            self._barriers = {}
+
+    def enter(self, label: str) -> int:
+        """Record a start; returns which execution of ``label`` this is (1, 2, ...)."""
+        with self._lock:
+            self.running += 1
+            self.max_running = max(self.max_running, self.running)
+            self.starts.append((label, _trio_time()))
+            self.runs[label] += 1
+            return self.runs[label]
+
+    def exit(self, label: str) -> None:
+        with self._lock:
+            self.running -= 1
+            self.ends.append((label, _trio_time()))
+
+    def leave(self) -> None:
+        """An execution was interrupted (cancelled): not an end."""
+        with self._lock:
+            self.running -= 1
+
+    def barrier(self, name: str, parties: int) -> threading.Barrier:
+        with self._lock:
+            return self._barriers.setdefault(name, threading.Barrier(parties, timeout=30))
+
+    def started(self, label: str) -> list[float | None]:
+        return [t for name, t in self.starts if name == label]
+
+    def order(self) -> list[str]:
+        return [name for name, _ in self.starts]
+
+
+rt_probe = RuntimeProbe()
+
+
+class _Probed:
+    """``with _Probed(label) as run:`` records enter/exit (or leave, if cancelled)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def __enter__(self) -> int:
+        return rt_probe.enter(self.label)
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is not None and issubclass(exc_type, trio.Cancelled):
+            rt_probe.leave()
+        else:
+            rt_probe.exit(self.label)
+
+
+# ------------------------------------------------------------------ runtime tasks
+
+
+async def rt_sleep(label: str, seconds: float = 0.0) -> str:
+    """Sleep ``seconds`` of (virtual) time and return ``label``."""
+    with _Probed(label):
+        await trio.sleep(seconds)
+        return label
+
+
+async def rt_flaky(label: str, failures: int, seconds: float = 0.0) -> str:
+    """Take ``seconds``, then raise on the first ``failures`` executions of ``label``."""
+    with _Probed(label) as run:
+        await trio.sleep(seconds)
+        if run <= failures:
+            raise ValueError(f"{label} failure {run} of {failures}")
+        return label
+
+
+async def rt_nursery_sleep(label: str, seconds: float) -> str:
+    """Sleep in child tasks of a nursery: cancelling it raises an exception group."""
+    with _Probed(label):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.sleep, seconds)
+            nursery.start_soon(trio.sleep, seconds)
+        return label
+
+
+async def rt_echo(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Return the arguments it was called with."""
+    with _Probed("echo"):
+        return {"args": list(args), "kwargs": kwargs}
+
+
+def rt_sync_echo(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """``rt_echo``, as a sync function."""
+    with _Probed("sync-echo"):
+        return {"args": list(args), "kwargs": kwargs}
+
+
+def rt_sync_meet(label: str, parties: int) -> str:
+    """Wait (in a thread) until ``parties`` executions of ``label`` run at once."""
+    with _Probed(label):
+        rt_probe.barrier(label, parties).wait()
+        return label
+
+
+def rt_sync_block(label: str) -> str:
+    """Block its thread, ignoring cancellation, until the test sets ``rt_probe.unblock``."""
+    with _Probed(label):
+        rt_probe.blocked.set()
+        rt_probe.unblock.wait(timeout=60)
+        return label
+
+
+def rt_unserializable() -> object:
+    """Return something JSON cannot store."""
+    with _Probed("unserializable"):
+        return object()
+
+
+def rt_exit(code: int = 3) -> None:
+    """Call ``sys.exit`` from inside a task."""
+    with _Probed("exit"):
+        sys.exit(code)
+
+
+# ---------------------------------------------------------------------- seed tasks
+
+
+def seed_process_task(data: str) -> dict[str, str]:
+    """The seed's "Complete Example" task."""
+    print(f"Processing: {data}")
+    return {"status": "completed", "data": data}
