@@ -9,6 +9,8 @@
         await nursery.start(workers.run)
         result = await omniq.get_result(task_id, wait=True)
         await workers.stop()
+
+``OmniQ`` has the same methods, blocking, for code that does not run trio.
 """
 
 from ._call import RESERVED_OPTIONS as RESERVED_OPTIONS
@@ -16,6 +18,8 @@ from ._call import Call as Call
 from ._call import TaskOptionError as TaskOptionError
 from ._client import AsyncOmniQ as AsyncOmniQ
 from ._serve import serve as serve
+from ._sync import OmniQ as OmniQ
+from ._sync import SyncWorkerPool as SyncWorkerPool
 from .config import Settings as Settings
 from .errors import (
     ConfigError as ConfigError,
@@ -66,12 +70,14 @@ __all__ = [
     "InvalidTransitionError",
     "JournalCorruptError",
     "LeaseLostError",
+    "OmniQ",
     "OmniQError",
     "PoolStatistics",
     "SerializationError",
     "Settings",
     "Store",
     "StoreError",
+    "SyncWorkerPool",
     "Task",
     "TaskError",
     "TaskNotFoundError",

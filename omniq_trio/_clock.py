@@ -9,11 +9,12 @@ time is derived from it, so a schedule of hours runs in milliseconds under
 
 from __future__ import annotations
 
+import sys
 import time
 import weakref
+from typing import cast
 
 import trio
-import trio.testing
 
 __all__ = ["Clock"]
 
@@ -33,8 +34,13 @@ class Clock:
             clock = trio.lowlevel.current_clock()
         except RuntimeError:  # not inside trio (a worker thread, sync code)
             return time.time()
-        if not isinstance(clock, trio.testing.MockClock):
+        # trio.testing is looked up, not imported: importing it pulls in pytest
+        # when installed, which doubles the start-up time of every omniq-trio
+        # command; and a MockClock in use means trio.testing is imported already.
+        testing = sys.modules.get("trio.testing")
+        if testing is None or not isinstance(clock, testing.MockClock):
             return time.time()
+        clock = cast(trio.abc.Clock, clock)
         anchor = self._anchors.get(clock)
         if anchor is None:
             anchor = self._anchors[clock] = time.time() - clock.current_time()
