@@ -191,15 +191,18 @@ class JournalStore(IndexedStore):
     # ------------------------------------------------------------- lifecycle
 
     async def open(self) -> None:
-        if self._state == "open":
+        if self._is_open():
             await trio.lowlevel.checkpoint()
             return
         with trio.CancelScope(shield=True):
             async with self._io_lock:
-                if self._state == "open":  # opened by a concurrent call meanwhile
+                if self._is_open():  # opened by a concurrent call meanwhile
                     return
                 await trio.to_thread.run_sync(self._open_sync)
         self._notify_all()
+
+    def _is_open(self) -> bool:
+        return self._state == "open"
 
     def _open_sync(self) -> None:
         if self._state == "failed":
@@ -606,6 +609,13 @@ class JournalStore(IndexedStore):
                 )
                 files.write_all(fd, chunk)
                 size += len(chunk)
+            # An empty batch seals the snapshot: damage to the snapshot's last
+            # batch is then followed by a valid frame, so it reads as damage
+            # (JournalCorruptError) rather than as a torn tail to cut off,
+            # which would drop the whole state.
+            seal = encode_batch([])
+            files.write_all(fd, seal)
+            size += len(seal)
             os.fsync(fd)
         finally:
             os.close(fd)
