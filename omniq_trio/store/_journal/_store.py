@@ -31,7 +31,6 @@ batch is written, up to one ``fdatasync`` before its caller is acknowledged.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -39,7 +38,6 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeVar, final
 
 import attrs
-import orjson
 import trio
 
 from ...config import FsyncPolicy, Settings
@@ -49,8 +47,10 @@ from .._events import Cancelled, Completed, Event, Failed, Purged, Put, Retried
 from .._index import TaskIndex
 from .._indexed import IndexedStore, Plan
 from . import _files as files
-from ._frames import HEADER, encode_batch, scan
-from ._records import decode_batch, encode_event
+from ._frames import encode_batch, scan
+from ._records import encode_event
+from ._replay import Replayed, decode, replay
+from ._segment import write_segment
 
 __all__ = ["JournalStore"]
 
@@ -59,8 +59,6 @@ log = logging.getLogger("omniq_trio.store.journal")
 
 #: Events whose callers wait for them to be on disk (under fsync="always").
 _DURABLE: Final = (Put, Completed, Failed, Cancelled, Retried, Purged)
-#: Events per batch in a compacted segment.
-_SNAPSHOT_BATCH: Final = 10_000
 
 
 @attrs.define(eq=False)
@@ -85,48 +83,6 @@ class _Written:
     durable: list[tuple[_Op, Any]]
     #: (segment, offset) the journal must be synced to before they are acknowledged
     end: tuple[int, int]
-
-
-@attrs.frozen
-class _Replayed:
-    index: TaskIndex
-    end: int
-    records: int
-
-
-def _replay(data: bytes, path: Path, *, tolerate_holes: bool) -> tuple[_Replayed, int | None]:
-    """Rebuild an index from a whole segment; also returns where a torn tail starts."""
-    if not data.startswith(HEADER):
-        raise JournalCorruptError(path, 0, "not an omniq_trio journal segment (bad header)")
-    found = scan(data[len(HEADER) :], len(HEADER), tolerate_holes=tolerate_holes)
-    if found.damaged:
-        assert found.bad_offset is not None
-        raise JournalCorruptError(path, found.bad_offset, found.reason)
-    index = TaskIndex()
-    # A replay allocates millions of objects and frees none: the cyclic
-    # collector would scan the growing heap again and again for nothing
-    # (half the time of a large replay).
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        events = [
-            e
-            for start, batch in zip(found.starts, found.batches, strict=True)
-            for e in _decode(batch, path, start)
-        ]
-        index.load(events)
-    finally:
-        if collecting:
-            gc.enable()
-    return _Replayed(index, found.end, len(events)), (found.bad_offset if found.torn else None)
-
-
-def _decode(batch: list[bytes], path: Path, offset: int) -> list[Event]:
-    try:
-        return decode_batch(batch)
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        # the checksum matched, so these bytes were written like this
-        raise JournalCorruptError(path, offset, f"undecodable record ({exc})") from exc
 
 
 @final
@@ -231,19 +187,19 @@ class JournalStore(IndexedStore):
                 files.remove_quietly(self._base_dir / name)
         numbers = files.list_segments(self._base_dir)
         if not numbers:
-            self._write_segment(1, [])
+            write_segment(self._base_dir, 1, [])
             return 1
         for older in numbers[:-1]:
             files.remove_quietly(files.segment_path(self._base_dir, older))
         return numbers[-1]
 
-    def _load(self, number: int, *, exclusive: bool) -> tuple[int, _Replayed]:
+    def _load(self, number: int, *, exclusive: bool) -> tuple[int, Replayed]:
         """Open and replay segment ``number``; under ``exclusive``, cut a torn tail."""
         path = files.segment_path(self._base_dir, number)
         fd = files.open_segment(path)
         try:
             data = files.read_from(fd, 0)
-            replayed, torn_at = _replay(data, path, tolerate_holes=self._fsync != "always")
+            replayed, torn_at = replay(data, path, tolerate_holes=self._fsync != "always")
             if torn_at is not None and exclusive:
                 log.warning(
                     "journal %s: cutting off a torn write at offset %d (%d bytes that were "
@@ -531,7 +487,7 @@ class JournalStore(IndexedStore):
             raise JournalCorruptError(self.segment_path, found.bad_offset, found.reason)
         events: list[Event] = []
         for batch in found.batches:
-            events.extend(_decode(batch, self.segment_path, found.end))
+            events.extend(decode(batch, self.segment_path, found.end))
         self._index.apply_all(events)
         self._offset = found.end
         self._records += len(events)
@@ -583,7 +539,7 @@ class JournalStore(IndexedStore):
 
         def write() -> tuple[int, int]:
             events = [Put(task, result) for task, result in snapshot]
-            size = self._write_segment(number, events)
+            size = write_segment(self._base_dir, number, events)
             return files.open_segment(files.segment_path(self._base_dir, number)), size
 
         fd, size = await trio.to_thread.run_sync(write)
@@ -594,34 +550,6 @@ class JournalStore(IndexedStore):
         files.remove_quietly(old_path)
         await trio.to_thread.run_sync(files.fsync_dir, self._base_dir)
         log.info("journal %s compacted: %d live tasks", self._base_dir, len(snapshot))
-
-    def _write_segment(self, number: int, events: Sequence[Event]) -> int:
-        """Write a complete segment via a synced temporary file; returns its size."""
-        path = files.segment_path(self._base_dir, number)
-        tmp = path.with_name(path.name + ".tmp")
-        fd = files.open_segment(tmp, create=True)
-        try:
-            size = len(HEADER)
-            files.write_all(fd, HEADER)
-            for start in range(0, len(events), _SNAPSHOT_BATCH):
-                chunk = encode_batch(
-                    [encode_event(e) for e in events[start : start + _SNAPSHOT_BATCH]]
-                )
-                files.write_all(fd, chunk)
-                size += len(chunk)
-            # An empty batch seals the snapshot: damage to the snapshot's last
-            # batch is then followed by a valid frame, so it reads as damage
-            # (JournalCorruptError) rather than as a torn tail to cut off,
-            # which would drop the whole state.
-            seal = encode_batch([])
-            files.write_all(fd, seal)
-            size += len(seal)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-        files.fsync_dir(self._base_dir)
-        return size
 
     async def _maybe_compact(self) -> None:
         records = self._records
