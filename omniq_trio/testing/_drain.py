@@ -33,11 +33,13 @@ __all__ = ["DEFAULT_DRAIN_TIMEOUT", "drain"]
 #: of virtual time meanwhile).
 DEFAULT_DRAIN_TIMEOUT: Final = 86_400.0
 
-#: The drain's worker polls a memory store this rarely (seconds). Everything
-#: that changes a memory store happens in this process and wakes the worker at
-#: once, so polling finds nothing new; at the usual second it would wake 3,600
-#: times per simulated hour.
+#: On a memory store, the drain's worker polls this rarely and holds leases
+#: this long (seconds). Everything that changes a memory store happens in this
+#: process and wakes the worker at once, and no other process can die holding
+#: its tasks; with the usual second of polling and 30 s leases, simulating a
+#: day would take 86,400 polls and 8,640 lease renewals.
 MEMORY_POLL_INTERVAL: Final = 86_400.0
+MEMORY_LEASE_DURATION: Final = 3_600.0
 
 _WAITING: Final = (TaskStatus.PENDING, TaskStatus.RETRYING)
 
@@ -62,21 +64,27 @@ async def drain(
     Returns the result of every task that has one, by task id, in enqueue
     order (for a repeating task, its latest run). ``concurrency`` defaults to
     ``Settings.concurrency``. Raises ``trio.TooSlowError`` naming the tasks
-    left if it takes more than ``timeout`` seconds (default
-    :data:`DEFAULT_DRAIN_TIMEOUT`, or ``within`` if longer): a task that
-    never finishes, or one scheduled further away than that.
+    left if the work is not done ``timeout`` seconds (default
+    :data:`DEFAULT_DRAIN_TIMEOUT`) after the start, or after the horizon
+    with ``within``: a task that never finishes, or one scheduled further
+    away than that.
     """
     await omniq.open()
     clock = _clock_of(omniq)
     started = trio.current_time()
     horizon = None if within is None else clock.now() + within
-    limit = max(DEFAULT_DRAIN_TIMEOUT if timeout is None else timeout, within or 0.0)
-    poll = MEMORY_POLL_INTERVAL if isinstance(omniq.store, MemoryStore) else None
+    limit = (within or 0.0) + (DEFAULT_DRAIN_TIMEOUT if timeout is None else timeout)
+    runner = omniq
+    if isinstance(omniq.store, MemoryStore):
+        settings = omniq.settings.evolve(
+            poll_interval=MEMORY_POLL_INTERVAL, lease_duration=MEMORY_LEASE_DURATION
+        )
+        runner = AsyncOmniQ(settings, store=omniq.store, clock=clock)
     with _autojumping():
         try:
             with trio.fail_after(limit):
                 async with trio.open_nursery() as nursery:
-                    pool = omniq.worker(concurrency=concurrency, poll_interval=poll)
+                    pool = runner.worker(concurrency=concurrency)
                     await nursery.start(pool.run)
                     await _until_idle(omniq.store, clock, horizon)
                     await pool.stop()

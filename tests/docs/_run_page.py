@@ -21,7 +21,7 @@ from typing import Any
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _blocks import read_blocks  # noqa: E402
+from _blocks import read_blocks
 
 
 def run_page(page: Path) -> int:

@@ -27,9 +27,7 @@ def _page_id(page: Path) -> str:
 
 
 def _runs_python(page: Path) -> bool:
-    return any(
-        b.is_python and b.not_runnable is None and not b.includes for b in read_blocks(page)
-    )
+    return any(b.is_python and b.not_runnable is None and not b.includes for b in read_blocks(page))
 
 
 def test_there_are_pages_with_blocks_to_run() -> None:
@@ -92,9 +90,7 @@ def _default(field: attrs.Attribute) -> str:  # type: ignore[type-arg]
 
 def test_the_environment_page_lists_every_setting_with_its_default() -> None:
     text = (DOCS / "reference" / "environment.md").read_text()
-    rows = dict(
-        re.findall(r"^\| `(OMNIQ_[A-Z_]+)` \| `([^`]*)` \|", text, flags=re.MULTILINE)
-    )
+    rows = dict(re.findall(r"^\| `(OMNIQ_[A-Z_]+)` \| `([^`]*)` \|", text, flags=re.MULTILINE))
     fields = {ENV_PREFIX + f.name.upper(): f for f in attrs.fields(Settings)}
     assert set(rows) - {"OMNIQ_TEST_POSTGRES_DSN"} == set(fields)
     for name, field in fields.items():

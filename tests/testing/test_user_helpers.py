@@ -6,6 +6,7 @@ loaded through its entry point (as it is for anyone who installs omniq_trio).
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import defaultdict
 
@@ -160,13 +161,21 @@ async def test_an_interval_task_within_a_horizon(
 async def test_delay_and_eta_are_waited_for(
     omniq: AsyncOmniQ, autojump_clock: trio.testing.MockClock
 ) -> None:
-    later = await omniq.enqueue(greet, "later", delay=2 * HOUR)
+    later = await omniq.enqueue(greet, "later", delay=HOUR / 2)
+    latest = await omniq.enqueue(greet, "latest", eta=time.time() + HOUR / 2 + 10)
     now = await omniq.enqueue(greet, "now")
     results = await drain(omniq)
-    assert trio.current_time() == pytest.approx(2 * HOUR)
-    assert results[later].value == "hello later" and results[now].value == "hello now"
-    started = results[later].started_at
-    assert started is not None and started - results[now].finished_at == pytest.approx(2 * HOUR)  # type: ignore[operator]
+    # wall time under MockClock is anchored to time.time() when first read, so an
+    # eta computed from time.time() lands within milliseconds of the virtual time
+    assert trio.current_time() == pytest.approx(HOUR / 2 + 10, abs=1)
+    assert [results[i].value for i in (later, latest, now)] == [
+        "hello later",
+        "hello latest",
+        "hello now",
+    ]
+    started, finished = results[later].started_at, results[now].finished_at
+    assert started is not None and finished is not None
+    assert started - finished == pytest.approx(HOUR / 2)
 
 
 async def test_timeouts_are_virtual_too(
