@@ -8,6 +8,10 @@ A block is marked not runnable by an HTML comment on the line before it
     ...
     ```
 
+A block marked ``<!-- file: tasks.py -->`` is the content of a file the page
+asks the reader to save: it is written to that name in the working directory
+(importable from later blocks) rather than run.
+
 A block whose only content is ``--8<--`` lines includes files (pymdownx
 snippets): the included files are run where they live, by their own tests.
 """
@@ -23,6 +27,7 @@ import attrs
 
 _FENCE: Final = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>```+|~~~+)\s*(?P<info>[^`]*)$")
 _MARKER: Final = re.compile(r"^\s*<!--\s*not-runnable:(?P<reason>.*?)-->\s*$")
+_FILE: Final = re.compile(r"^\s*<!--\s*file:\s*(?P<name>[\w./-]+)\s*-->\s*$")
 _SNIPPET: Final = re.compile(r'^\s*-{2}8<-{2}\s+"(?P<path>[^"]+)"\s*$')
 
 
@@ -38,6 +43,8 @@ class Block:
     code: str
     #: why it is not run (``None``: it is run, if it is Python)
     not_runnable: str | None = None
+    #: the file name the block is saved as, instead of being run
+    file: str | None = None
 
     @property
     def is_python(self) -> bool:
@@ -61,6 +68,7 @@ def read_blocks(path: Path) -> list[Block]:
     lines = path.read_text(encoding="utf-8").splitlines()
     blocks: list[Block] = []
     marker: str | None = None
+    file: str | None = None
     i = 0
     while i < len(lines):
         line = lines[i]
@@ -70,10 +78,14 @@ def read_blocks(path: Path) -> list[Block]:
                 raise ValueError(f"{path}:{i + 1}: a not-runnable marker needs a reason")
             i += 1
             continue
+        if found := _FILE.match(line):
+            file = found["name"]
+            i += 1
+            continue
         opening = _FENCE.match(line)
         if opening is None:
-            if line.strip() and marker is not None:
-                raise ValueError(f"{path}:{i}: a not-runnable marker is not followed by a block")
+            if line.strip() and (marker is not None or file is not None):
+                raise ValueError(f"{path}:{i}: a marker is not followed by a block")
             i += 1
             continue
         fence = opening["fence"]
@@ -92,10 +104,11 @@ def read_blocks(path: Path) -> list[Block]:
                 lang=info[0].lower().lstrip(".{") if info else "",
                 code=textwrap.dedent("\n".join(body)) + "\n",
                 not_runnable=marker,
+                file=file,
             )
         )
-        marker = None
+        marker = file = None
         i = j + 1
-    if marker is not None:
-        raise ValueError(f"{path}: a not-runnable marker at the end of the page marks nothing")
+    if marker is not None or file is not None:
+        raise ValueError(f"{path}: a marker at the end of the page marks nothing")
     return blocks

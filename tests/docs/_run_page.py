@@ -4,8 +4,9 @@ Blocks share one ``__main__`` namespace, like the cells of a notebook, so a
 block may use what an earlier block on the page defined; task functions
 defined in a block are importable as ``__main__:name``, as in a script. A
 block with a top-level ``await`` runs inside ``trio.run``, as it would in
-trio's REPL (``python -m trio``). Blocks marked not runnable and blocks that
-include files are skipped. Exits non-zero naming the block that failed.
+trio's REPL (``python -m trio``). A block marked as a file is saved under
+its name in the working directory, which is on ``sys.path``. Blocks marked
+not runnable and blocks that include files are skipped. Exits non-zero naming the block that failed.
 """
 
 from __future__ import annotations
@@ -29,8 +30,13 @@ def run_page(page: Path) -> int:
     main.__file__ = str(page)
     sys.modules["__main__"] = main
     namespace: dict[str, Any] = main.__dict__
+    sys.path.insert(0, str(Path.cwd()))
     ran = 0
     for block in read_blocks(page):
+        if block.file is not None:
+            Path(block.file).parent.mkdir(parents=True, exist_ok=True)
+            Path(block.file).write_text(block.code)
+            continue
         if not block.is_python or block.not_runnable is not None or block.includes:
             continue
         try:
