@@ -24,10 +24,12 @@ def _type_name(kind: type[BaseException]) -> str:
     return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
 
 
-def _describe(task: Task) -> str:
+def _describe(task: Task, now: float) -> str:
+    due = task.eta - now
+    when = f"due in {due:.3f}s" if due > 0 else f"due {-due:.3f}s ago"
     lines = [
         f"  status={task.status.value} attempts={task.attempts} max_retries={task.max_retries}"
-        f" eta={task.eta:.3f}",
+        f" ({when})",
     ]
     if task.error is not None:
         lines.append(f"  last error: {task.error}")
@@ -78,7 +80,10 @@ async def assert_task(
             problems.append(f"error is a {task.error.type}, expected {_type_name(error)}")
     if problems:
         raise AssertionError(
-            f"task {task_id} ({task.func}): " + "; ".join(problems) + "\n" + _describe(task)
+            f"task {task_id} ({task.func}): "
+            + "; ".join(problems)
+            + "\n"
+            + _describe(task, omniq._clock.now())
         )
     return task
 
