@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from omniq_trio import OmniQ, Settings  # type: ignore[attr-defined]  # OmniQ lands with the CLI
+from omniq_trio import OmniQ, Settings
 
 
 def resize(image: str, width: int) -> dict[str, object]:
