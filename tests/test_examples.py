@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+import omniq_trio
+from tests.conftest import POSTGRES_DSN, ROOT, requires_postgres
 
 EXAMPLES = ROOT / "examples"
 
@@ -54,7 +56,104 @@ def test_async_workers(tmp_path: Path) -> None:
     assert lines[1].startswith("Workers stopped after ") and len(lines) == 2
 
 
+@pytest.mark.skipif(
+    not hasattr(omniq_trio, "OmniQ"),
+    reason="omniq_trio.OmniQ (the sync wrapper) is not merged yet: needs the CLI/PostgreSQL branch",
+)
+def test_quickstart_sync(tmp_path: Path) -> None:
+    out = run_example("quickstart_sync.py", tmp_path)
+    assert "enqueued 4 tasks" in out
+    assert out.count(": success -> ") == 4
+    assert "workers stopped: 4 tasks succeeded" in out
+
+
+def test_embedding(tmp_path: Path) -> None:
+    out = run_example("embedding.py", tmp_path)
+    lines = out.splitlines()
+    assert lines[:2] == ["app: listening", "app: workers running"]
+    for i in range(3):
+        assert f"client: photo-{i}.png -> thumbs/photo-{i}.png" in lines
+    assert lines[-1] == "app: stopped after 3 tasks"
+
+
+def test_retries_and_timeouts(tmp_path: Path) -> None:
+    out = run_example("retries_and_timeouts.py", tmp_path)
+    assert out.splitlines() == [
+        "flaky: success after 3 run(s): flaky: ok on run 3",
+        "broken: failed after 3 run(s): ConnectionError: broken: connection reset (run 3)",
+        "slow: failed after 1 run(s): omniq_trio.errors.TaskTimeoutError: timed out after 0.3s",
+        "slow-then-fast: success after 2 run(s): slow-then-fast: finished on run 2",
+        "broken, retried by hand: failed after 6 runs",
+    ]
+
+
+def test_scheduling(tmp_path: Path) -> None:
+    out = run_example("scheduling.py", tmp_path)
+    runs = [line.split(maxsplit=1)[1] for line in out.splitlines() if line.startswith("  +")]
+    # the three due together run by priority, the delayed ones in eta order
+    assert [r for r in runs if r.startswith("priority")] == [
+        "priority=5",
+        "priority=1",
+        "priority=0",
+    ]
+    assert runs.index("delay=0.5") < runs.index("eta=now+0.75s")
+    assert runs[0] == "interval=0.25" and runs.count("interval=0.25") >= 3
+    assert out.splitlines()[-2:] == [
+        "cancel the interval task: True",
+        "the interval task is cancelled",
+    ]
+
+
+def test_graceful_shutdown(tmp_path: Path) -> None:
+    out = run_example("graceful_shutdown.py", tmp_path, "--signal-after", "0.5")
+    assert out.splitlines()[-6:] == [
+        "sending SIGTERM to myself after 0.5s",
+        "worker stopped: 2 run(s) finished",
+        "short: success, attempts=1",
+        "medium: success, attempts=1",
+        "long: pending, attempts=0",
+        "later: pending, attempts=0",
+    ]
+
+
+def test_test_with_mockclock_passes_under_pytest(tmp_path: Path) -> None:
+    """The copyable test module passes as a user would run it, with only the plugin's help."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", str(EXAMPLES / "test_with_mockclock.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "5 passed" in done.stdout
+
+
+@requires_postgres
+def test_postgres_workers(tmp_path: Path) -> None:
+    if importlib.util.find_spec("omniq_trio.store._postgres") is None:
+        pytest.skip("the PostgreSQL store is not merged yet: needs the CLI/PostgreSQL branch")
+    assert POSTGRES_DSN is not None
+    out = run_example("postgres_workers.py", tmp_path, POSTGRES_DSN, timeout=120)
+    assert "enqueued 300 tasks for 3 worker processes" in out
+    assert "all 300 tasks succeeded, each run once" in out
+    assert out.rstrip().endswith("workers stopped")
+
+
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.py")), ids=lambda p: p.name)
 def test_every_example_is_tested(path: Path) -> None:
-    tested = {"quickstart.py", "worker_lifecycle.py", "async_workers.py"}
+    tested = {
+        "quickstart.py",
+        "worker_lifecycle.py",
+        "async_workers.py",
+        "quickstart_sync.py",
+        "embedding.py",
+        "retries_and_timeouts.py",
+        "scheduling.py",
+        "graceful_shutdown.py",
+        "test_with_mockclock.py",
+        "postgres_workers.py",
+    }
     assert path.name in tested, f"{path.name} has no test in tests/test_examples.py"

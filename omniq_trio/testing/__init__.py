@@ -1,7 +1,37 @@
-"""Helpers for testing code that uses omniq_trio, and the Store conformance suite."""
+"""Helpers for testing code that uses omniq_trio, and the Store conformance suite.
 
+For your own tasks: :func:`open_test_omniq` (or the pytest plugin's ``omniq``
+fixture) gives a queue on the memory store; :func:`drain` runs a worker until
+nothing is left to run, jumping trio's MockClock over every wait; and
+:func:`assert_task` / :func:`assert_counts` check the outcome. For your own
+store: :func:`check_store` runs the contract every store keeps.
+"""
+
+from ._asserts import assert_counts as assert_counts
+from ._asserts import assert_task as assert_task
+from ._drain import DEFAULT_DRAIN_TIMEOUT as DEFAULT_DRAIN_TIMEOUT
+from ._drain import drain as drain
+from ._queue import TEST_SETTINGS as TEST_SETTINGS
+from ._queue import open_test_omniq as open_test_omniq
 from ._store_checks import STORE_CHECKS as STORE_CHECKS
 from ._store_checks import MakeStore as MakeStore
 from ._store_checks import check_store as check_store
 
-__all__ = ["STORE_CHECKS", "MakeStore", "check_store"]
+__all__ = [
+    "DEFAULT_DRAIN_TIMEOUT",
+    "STORE_CHECKS",
+    "TEST_SETTINGS",
+    "MakeStore",
+    "assert_counts",
+    "assert_task",
+    "check_store",
+    "drain",
+    "open_test_omniq",
+]
+
+# Objects defined in private modules report their public path.
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("omniq_trio.testing._"):
+        _obj.__module__ = __name__
+del _name, _obj
