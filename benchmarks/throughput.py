@@ -205,6 +205,8 @@ async def main(args: argparse.Namespace) -> None:
     print(f"omniq_trio throughput: backend={args.backend}, {versions}")
     base = Path(tempfile.mkdtemp(prefix="omniq-bench-"))
     try:
+        # first, while the heap is still small: RSS growth is then the index's own
+        await _run(args, fsyncs[0], base, "mem", _memory, max(args.n))
         for fsync in fsyncs:
             print(f"\nfsync={fsync}" if args.backend == "file" else "")
             for n in args.n:
@@ -214,7 +216,6 @@ async def main(args: argparse.Namespace) -> None:
                     tag = f"proc{workers}_{n}_{fsync}"
                     await _run(args, fsync, base, tag, _process, n, workers, args.concurrency)
             await _run(args, fsync, base, f"lat_{fsync}", _latency, args.latency_samples)
-        await _run(args, fsyncs[0], base, "mem", _memory, max(args.n))
         print(f"\npeak RSS of this process: {_peak_rss_mb():,.0f} MB")
     finally:
         shutil.rmtree(base, ignore_errors=True)

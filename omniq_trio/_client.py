@@ -55,6 +55,11 @@ class AsyncOmniQ:
         """The store tasks live in."""
         return self._store
 
+    @property
+    def clock(self) -> Clock:
+        """Where this client's wall-clock times come from (virtual under trio's MockClock)."""
+        return self._clock
+
     async def open(self) -> None:
         """Open the store, if it is not open yet (every method does this for you)."""
         if self._open:

@@ -128,8 +128,9 @@ class Task:
     timeout: float | None = None
     #: Whether a timed-out execution is retried (when retries are left).
     retry_on_timeout: bool = False
-    #: Executions that finished, successfully or not. Releases (stop, lease
-    #: expiry) are not counted.
+    #: Executions of the current run that finished, successfully or not
+    #: (retries included); a repeating task starts each run at 0. Releases
+    #: (stop, lease expiry) are not counted.
     attempts: int = 0
     created_at: float = 0.0
     #: When the current or last execution was claimed.
@@ -140,7 +141,7 @@ class Task:
     worker_id: str | None = None
     #: Until when that worker's lease lasts (wall-clock time).
     lease_until: float | None = None
-    #: The error of the last failed execution, if any.
+    #: The error of the last failed execution; cleared when an execution succeeds.
     error: TaskError | None = None
 
     def __getitem__(self, key: str) -> Any:

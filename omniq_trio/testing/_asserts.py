@@ -83,7 +83,7 @@ async def assert_task(
             f"task {task_id} ({task.func}): "
             + "; ".join(problems)
             + "\n"
-            + _describe(task, omniq._clock.now())
+            + _describe(task, omniq.clock.now())
         )
     return task
 

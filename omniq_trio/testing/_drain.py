@@ -70,7 +70,7 @@ async def drain(
     away than that.
     """
     await omniq.open()
-    clock = _clock_of(omniq)
+    clock = omniq.clock
     started = trio.current_time()
     horizon = None if within is None else clock.now() + within
     limit = (within or 0.0) + (DEFAULT_DRAIN_TIMEOUT if timeout is None else timeout)
@@ -104,12 +104,6 @@ async def drain(
         for task in await omniq.list_tasks()
         if (result := await omniq.get_result(task.id)) is not None
     }
-
-
-def _clock_of(omniq: AsyncOmniQ) -> Clock:
-    # The client's wall clock (derived from trio's clock under MockClock), so
-    # that etas are compared with the same "now" its workers use.
-    return omniq._clock
 
 
 @contextmanager

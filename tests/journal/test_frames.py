@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from omniq_trio.store._journal._frames import FRAME_HEADER, MAX_CHUNK, encode_batch, scan
@@ -27,6 +27,7 @@ def decoded(payloads: list[bytes]) -> list[object]:
     return [event for payload in payloads for event in orjson.loads(payload)]
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches)
 def test_round_trip(all_batches: list[list[dict[str, object]]]) -> None:
     data = b"".join(encode(b) for b in all_batches)
@@ -35,6 +36,7 @@ def test_round_trip(all_batches: list[list[dict[str, object]]]) -> None:
     assert found.end == len(data) and found.bad_offset is None
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches, events, st.data())
 def test_truncated_last_batch_is_torn(
     earlier: list[list[dict[str, object]]], last: list[dict[str, object]], data: st.DataObject
@@ -48,6 +50,7 @@ def test_truncated_last_batch_is_torn(
     assert cut == 0 or found.torn
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches, events, st.data())
 def test_flipped_byte_in_last_batch_is_torn(
     earlier: list[list[dict[str, object]]], last: list[dict[str, object]], data: st.DataObject
@@ -62,6 +65,7 @@ def test_flipped_byte_in_last_batch_is_torn(
         assert found.torn and found.end == len(head)
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches, batches, st.data())
 def test_damage_before_the_tail_is_reported(
     before: list[list[dict[str, object]]],
