@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import signal
@@ -40,6 +41,10 @@ async def serve(
         pool = omniq.worker()
         if threading.current_thread() is threading.main_thread():
             await nursery.start(_stop_on_signals, pool)
+            # This process is ours: spare the cyclic collector from rescanning
+            # what start-up loaded (a replayed journal's index can be millions
+            # of objects; full collections over it cost ~30% of throughput).
+            gc.freeze()
         await pool.run(task_status=task_status)
         nursery.cancel_scope.cancel()
 
