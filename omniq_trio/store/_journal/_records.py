@@ -122,17 +122,10 @@ _unstructure: Final[dict[type[Any], Callable[[Any], dict[str, Any]]]] = {
 }
 
 
-def _structure_fn(cls: type[Any]) -> Callable[[Any], Event]:
-    hook = _converter.get_structure_hook(cls)
-
-    def structure(data: Any) -> Event:
-        event: Event = hook(data, cls)
-        return event
-
-    return structure
-
-
-_structure: Final = {tag: _structure_fn(cls) for cls, tag in _TAGS.items()}
+#: tag -> (structure hook, event class); hooks are called as hook(data, cls)
+_structure: Final[dict[str, tuple[Callable[[Any, Any], Event], type[Any]]]] = {
+    tag: (_converter.get_structure_hook(cls), cls) for cls, tag in _TAGS.items()
+}
 
 
 def encode_event(event: Event) -> bytes:
@@ -145,7 +138,9 @@ def encode_event(event: Event) -> bytes:
 def decode_batch(payloads: list[bytes]) -> list[Event]:
     """The events of one batch, from its frames' JSON arrays."""
     events: list[Event] = []
+    structure = _structure
     for payload in payloads:
         for data in orjson.loads(payload):
-            events.append(_structure[data.pop("e")](data))
+            hook, cls = structure[data.pop("e")]
+            events.append(hook(data, cls))
     return events

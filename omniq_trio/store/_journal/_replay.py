@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
@@ -41,17 +42,21 @@ def replay(data: bytes, path: Path, *, tolerate_holes: bool) -> tuple[Replayed, 
     # (half the time of a large replay).
     collecting = gc.isenabled()
     gc.disable()
+    records = 0
+
+    def events() -> Iterator[Event]:  # decoded a batch at a time, not all held at once
+        nonlocal records
+        for start, batch in zip(found.starts, found.batches, strict=True):
+            decoded = decode(batch, path, start)
+            records += len(decoded)
+            yield from decoded
+
     try:
-        events = [
-            e
-            for start, batch in zip(found.starts, found.batches, strict=True)
-            for e in decode(batch, path, start)
-        ]
-        index.load(events)
+        index.load(events())
     finally:
         if collecting:
             gc.enable()
-    return Replayed(index, found.end, len(events)), (found.bad_offset if found.torn else None)
+    return Replayed(index, found.end, records), (found.bad_offset if found.torn else None)
 
 
 def decode(batch: list[bytes], path: Path, offset: int) -> list[Event]:
