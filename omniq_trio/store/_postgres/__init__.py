@@ -1,0 +1,5 @@
+"""PostgreSQL store (placeholder docstring)."""
+
+from ._store import PostgresStore as PostgresStore
+
+__all__ = ["PostgresStore"]

@@ -1,0 +1,368 @@
+"""``PostgresStore``: the Store contract on PostgreSQL, for workers on many machines."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import Sequence
+from typing import Any, Final, final
+
+import trio
+
+from ..._clock import DEFAULT_CLOCK
+from ...config import Settings
+from ...errors import (
+    ConfigError,
+    InvalidTransitionError,
+    LeaseLostError,
+    StoreClosedError,
+    TaskNotFoundError,
+)
+from ...models import Task, TaskError, TaskResult, TaskStatus
+from .._base import Change, Store, StoreStats
+from .._index import DuplicateTaskError
+from ._listener import Listener
+from ._pool import ConnectionPool
+from ._rows import dump_json, enqueue_params, error_json, result_from_row, task_from_row
+from ._schema import migrate
+from ._sql import CHANGE_CODES, Statements
+from ._wire import ConnectionLostError, QueryError, array_literal, conninfo_with_defaults
+
+__all__ = ["PostgresStore"]
+
+logger = logging.getLogger("omniq_trio.store")
+
+#: Rows one purge statement deletes at most: each batch is a short
+#: transaction, so purging a backlog never holds many row locks for long.
+PURGE_BATCH: Final = 1_000
+#: Seconds of difference between this machine's clock and the server's above
+#: which opening the store logs a warning (see "Time" in the package docstring).
+CLOCK_SKEW_WARNING: Final = 1.0
+
+_UNIQUE_VIOLATION: Final = "23505"
+_DUPLICATE_KEY: Final = re.compile(r"Key \(id\)=\((.*)\) already exists")
+_MAX_LIMIT: Final = 2**31 - 1
+_CHANGES: Final = {CHANGE_CODES[change.value]: change for change in Change}
+
+
+@final
+class PostgresStore(Store):
+    """Tasks in PostgreSQL tables, shared by every process that opens the same schema.
+
+    ``PostgresStore(dsn, schema="omniq")``; usually made for you from
+    ``Settings(backend="postgres", dsn=..., postgres_schema=...)``. Opening it
+    creates or upgrades the schema. Closing it closes its connections; it can
+    be opened again.
+    """
+
+    def __init__(self, dsn: str, *, schema: str = "omniq") -> None:
+        super().__init__()
+        if not (isinstance(schema, str) and schema.isidentifier() and schema.lower() == schema):
+            raise ConfigError(
+                f"postgres_schema must be a lower-case identifier (letters, digits, _), "
+                f"got {schema!r}"
+            )
+        self._dsn = dsn
+        self._schema = schema
+        # LISTEN channels are identifiers: at most 63 bytes
+        channel = f"omniq_trio:{schema}"[:63]
+        self._channel = channel
+        self._token = secrets.token_hex(4)
+        self._sql = Statements.build(schema, channel, self._token)
+        self._pool: ConnectionPool | None = None
+        self._listener: Listener | None = None
+        self._open_lock = trio.Lock()
+        self._clock_skew: float | None = None
+        # Claims whose reply was lost: (worker_id, now). Whatever they took is
+        # released before the next claim (see `claim`).
+        self._unsettled_claims: list[tuple[str, float]] = []
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PostgresStore:
+        """The store ``settings`` describe (``dsn``, ``postgres_schema``)."""
+        if not settings.dsn:
+            raise ConfigError("backend='postgres' needs a dsn (Settings.dsn or OMNIQ_DSN)")
+        return cls(settings.dsn, schema=settings.postgres_schema)
+
+    @property
+    def schema(self) -> str:
+        """The PostgreSQL schema holding this store's tables."""
+        return self._schema
+
+    @property
+    def clock_skew(self) -> float | None:
+        """Seconds the server's clock was ahead of this machine's when the store opened."""
+        return self._clock_skew
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def open(self) -> None:
+        async with self._open_lock:
+            if self._pool is not None:
+                return
+            conninfo = conninfo_with_defaults(self._dsn)
+            pool = ConnectionPool(conninfo)
+            try:
+                await pool.run(lambda conn: migrate(conn, self._schema))
+                await self._measure_clock_skew(pool)
+            except BaseException:
+                pool.close()
+                raise
+            self._pool = pool
+            self._listener = Listener(
+                conninfo, self._channel, self._token, self._on_remote_change, "".join(_CHANGES)
+            )
+
+    async def aclose(self) -> None:
+        pool, self._pool = self._pool, None
+        listener, self._listener = self._listener, None
+        if pool is not None:
+            pool.close()
+        if listener is not None:
+            listener.close()
+        await trio.lowlevel.checkpoint()
+
+    async def _measure_clock_skew(self, pool: ConnectionPool) -> None:
+        before = DEFAULT_CLOCK.now()
+        ((server_time,),) = await pool.execute(self._sql.server_time)
+        here = (before + DEFAULT_CLOCK.now()) / 2
+        self._clock_skew = skew = server_time - here
+        if abs(skew) > CLOCK_SKEW_WARNING:
+            logger.warning(
+                "this machine's clock is %.1fs %s the PostgreSQL server's; etas and leases "
+                "compare times from different machines, so keep their clocks in sync (NTP)",
+                abs(skew),
+                "behind" if skew > 0 else "ahead of",
+            )
+
+    def _db(self) -> ConnectionPool:
+        if self._pool is None:
+            raise StoreClosedError(
+                "the PostgreSQL store is closed; open it (async with store:) first"
+            )
+        return self._pool
+
+    # ---------------------------------------------------------------- producing
+
+    async def enqueue(self, tasks: Sequence[Task]) -> None:
+        pool = self._db()
+        seen: set[str] = set()
+        for task in tasks:
+            if task.id in seen:
+                raise DuplicateTaskError(task.id)
+            seen.add(task.id)
+            if task.status is not TaskStatus.PENDING:
+                raise InvalidTransitionError(task.id, task.status, TaskStatus.PENDING)
+        if not tasks:
+            await trio.lowlevel.checkpoint()
+            return
+        try:
+            await pool.execute(self._sql.enqueue, enqueue_params(tasks))
+        except QueryError as exc:
+            if exc.sqlstate != _UNIQUE_VIOLATION:
+                raise
+            match = _DUPLICATE_KEY.search(exc.detail or "")
+            raise DuplicateTaskError(match.group(1) if match else tasks[0].id) from None
+        self._notify(Change.WORK)
+
+    async def cancel(self, task_id: str, *, at: float) -> bool:
+        ((changed, status, _),) = await self._db().execute(self._sql.cancel, [task_id, at])
+        if status is None:
+            raise TaskNotFoundError(task_id)
+        if changed:
+            self._notify(Change.FINISHED)
+        return bool(changed)
+
+    async def retry(self, task_id: str, *, at: float) -> None:
+        ((changed, status, _),) = await self._db().execute(self._sql.retry, [task_id, at])
+        if status is None:
+            raise TaskNotFoundError(task_id)
+        if not changed:
+            raise InvalidTransitionError(task_id, TaskStatus(status), TaskStatus.PENDING)
+        self._notify(Change.WORK)
+
+    # ----------------------------------------------------------------- working
+
+    async def claim(
+        self, worker_id: str, *, now: float, limit: int, lease_until: float
+    ) -> list[Task]:
+        pool = self._db()
+        if self._unsettled_claims:
+            await self._settle_claims(pool)
+        try:
+            rows = await pool.execute(
+                self._sql.claim, [now, min(limit, _MAX_LIMIT), worker_id, lease_until]
+            )
+        except ConnectionLostError:
+            # The claim may have committed with its reply lost: the tasks it
+            # took would be held by a live worker that does not know them, and
+            # renewed forever. They are identified by (worker_id, started_at),
+            # as a worker does not claim twice at the same instant.
+            self._unsettled_claims.append((worker_id, now))
+            raise
+        rows.sort(key=lambda row: (-row[5], row[6], row[18]))
+        return [task_from_row(row) for row in rows]
+
+    async def _settle_claims(self, pool: ConnectionPool) -> None:
+        while self._unsettled_claims:
+            worker_id, started_at = self._unsettled_claims[0]
+            rows = await pool.execute(self._sql.release_claim, [worker_id, started_at])
+            if rows:
+                logger.warning(
+                    "released %d task(s) claimed by %s whose claim's reply was lost",
+                    len(rows),
+                    worker_id,
+                )
+                self._notify(Change.WORK)
+            self._unsettled_claims.pop(0)
+
+    async def complete(
+        self,
+        task_id: str,
+        *,
+        worker_id: str,
+        value: Any,
+        at: float,
+        next_eta: float | None = None,
+    ) -> None:
+        value_json = dump_json(value, f"the return value of task {task_id}")
+        ((changed, status, holder, _),) = await self._db().execute(
+            self._sql.complete, [task_id, worker_id, value_json, at, next_eta]
+        )
+        if not changed:
+            _not_held(task_id, worker_id, status, holder)
+        self._notify(Change.FINISHED)
+        if next_eta is not None:
+            self._notify(Change.WORK)
+
+    async def fail(
+        self,
+        task_id: str,
+        *,
+        worker_id: str,
+        error: TaskError,
+        at: float,
+        retry_at: float | None = None,
+        next_eta: float | None = None,
+    ) -> None:
+        ((changed, status, holder, _),) = await self._db().execute(
+            self._sql.fail, [task_id, worker_id, error_json(error), at, retry_at, next_eta]
+        )
+        if not changed:
+            _not_held(task_id, worker_id, status, holder)
+        if retry_at is None:
+            self._notify(Change.FINISHED)
+        self._notify(Change.WORK)
+
+    async def release(self, task_ids: Sequence[str], *, worker_id: str) -> list[str]:
+        pool = self._db()
+        ids = list(dict.fromkeys(task_ids))
+        if not ids:
+            await trio.lowlevel.checkpoint()
+            return []
+        rows = await pool.execute(self._sql.release, [array_literal(ids), worker_id])
+        if rows:
+            self._notify(Change.WORK)
+        return [row[0] for row in rows]
+
+    async def renew(self, worker_id: str, *, lease_until: float) -> None:
+        await self._db().execute_count(self._sql.renew, [worker_id, lease_until])
+
+    async def reclaim_expired(self, *, now: float) -> list[str]:
+        rows = await self._db().execute(self._sql.reclaim_expired, [now])
+        if rows:
+            self._notify(Change.WORK)
+        return [row[0] for row in rows]
+
+    async def purge(self, *, finished_before: float, limit: int | None = None) -> int:
+        """Forget finished tasks, in batches of :data:`PURGE_BATCH`.
+
+        Each batch is its own transaction; cancelled between batches, it
+        raises having forgotten whole batches, as a purge with a lower
+        ``limit`` would have.
+        """
+        pool = self._db()
+        purged = 0
+        while limit is None or purged < limit:
+            batch = PURGE_BATCH if limit is None else min(PURGE_BATCH, limit - purged)
+            count = await pool.execute_count(self._sql.purge, [finished_before, batch])
+            purged += count
+            if count < batch:
+                break
+        return purged
+
+    # ---------------------------------------------------------------- reading
+
+    async def get_task(self, task_id: str) -> Task:
+        rows = await self._db().execute(self._sql.get_task, [task_id])
+        if not rows:
+            raise TaskNotFoundError(task_id)
+        return task_from_row(rows[0])
+
+    async def get_result(self, task_id: str) -> TaskResult | None:
+        rows = await self._db().execute(self._sql.get_result, [task_id])
+        if not rows:
+            raise TaskNotFoundError(task_id)
+        return result_from_row(task_id, rows[0])
+
+    async def list_tasks(
+        self, *, status: TaskStatus | None = None, limit: int | None = None
+    ) -> list[Task]:
+        pool = self._db()
+        if status is None:
+            rows = await pool.execute(self._sql.list_all, [limit])
+        else:
+            rows = await pool.execute(self._sql.list_status, [status.value, limit])
+        return [task_from_row(row) for row in rows]
+
+    async def stats(self) -> StoreStats:
+        counts = dict.fromkeys(TaskStatus, 0)
+        oldest: float | None = None
+        for status, count, oldest_here in await self._db().execute(self._sql.stats):
+            counts[TaskStatus(status)] = count
+            if oldest_here is not None and (oldest is None or oldest_here < oldest):
+                oldest = oldest_here
+        return StoreStats(counts, oldest)
+
+    async def next_due(self, *, now: float) -> float | None:
+        ((eta,),) = await self._db().execute(self._sql.next_due)
+        return eta  # type: ignore[no-any-return]
+
+    # ---------------------------------------------------------- notifications
+
+    def change_version(self, change: Change) -> int:
+        # catch up with what other processes announced, so that a change made
+        # before this read is not waited for afterwards
+        if self._listener is not None:
+            self._listener.drain()
+        return super().change_version(change)
+
+    async def wait_for_change(self, change: Change, seen: int, deadline: float) -> None:
+        """Like :meth:`Store.wait_for_change`, also woken by other processes' changes
+        (LISTEN/NOTIFY). Never raises for a connection problem: it waits until
+        ``deadline`` instead, and listens again later."""
+        listener = self._listener
+        if listener is None:
+            await super().wait_for_change(change, seen, deadline)
+            return
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(listener.pump)
+            await super().wait_for_change(change, seen, deadline)
+            nursery.cancel_scope.cancel()
+
+    def _on_remote_change(self, letter: str) -> None:
+        change = _CHANGES.get(letter)
+        if change is not None:
+            self._notify(change)
+
+
+def _not_held(task_id: str, worker_id: str, status: str | None, holder: str | None) -> None:
+    if status is None:
+        raise TaskNotFoundError(task_id)
+    detail = (
+        f"it is {status}"
+        if status != TaskStatus.RUNNING
+        else f"it was handed to {holder} after the lease expired"
+    )
+    raise LeaseLostError(task_id, worker_id, detail)

@@ -1,0 +1,300 @@
+"""``PgConnection``: one PostgreSQL connection, driven from trio through libpq's
+non-blocking API (``psycopg.pq``), with the few types omniq_trio stores.
+
+Parameters go out in text form with an explicit cast in the SQL (``$1::float8``):
+Python's ``repr`` of a float is the shortest string that reads back as the same
+double, and PostgreSQL parses it with correct rounding, so times round-trip
+exactly. Results come back in binary form, so a ``double precision`` is the
+same 8 bytes on both sides whatever ``extra_float_digits`` says.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Final, final
+
+import attrs
+import psycopg
+import trio
+from psycopg import pq
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from ...errors import StoreError
+
+__all__ = [
+    "ConnectionLostError",
+    "Param",
+    "PgConnection",
+    "QueryError",
+    "Row",
+    "Statement",
+    "array_literal",
+    "conninfo_with_defaults",
+]
+
+Param = str | int | float | bool | None
+Row = tuple[Any, ...]
+
+#: Connection parameters used unless the DSN (or the libpq environment
+#: variable beside each) sets them: a dead server or a cut network is noticed
+#: within about half a minute (keepalives, and ``tcp_user_timeout`` for data
+#: that is never acknowledged), instead of the operating system's two hours,
+#: so a round trip that has started always ends. The application name lets an
+#: operator find omniq_trio's sessions in ``pg_stat_activity``.
+CONNECTION_DEFAULTS: Final = {
+    "connect_timeout": ("10", "PGCONNECT_TIMEOUT"),
+    "keepalives": ("1", None),
+    "keepalives_idle": ("10", None),
+    "keepalives_interval": ("5", None),
+    "keepalives_count": ("3", None),
+    "tcp_user_timeout": ("30000", None),
+    "application_name": ("omniq_trio", "PGAPPNAME"),
+}
+
+_DOUBLE: Final = struct.Struct(">d").unpack
+_INT8: Final = struct.Struct(">q").unpack
+_INT4: Final = struct.Struct(">i").unpack
+_INT2: Final = struct.Struct(">h").unpack
+
+
+def _text(data: bytes) -> str:
+    return data.decode()
+
+
+#: Binary decoders by type OID, for the types omniq_trio's statements return.
+_DECODERS: Final[dict[int, Callable[[bytes], Any]]] = {
+    16: lambda data: data == b"\x01",  # bool
+    20: lambda data: _INT8(data)[0],  # int8
+    21: lambda data: _INT2(data)[0],  # int2
+    23: lambda data: _INT4(data)[0],  # int4
+    25: _text,  # text
+    114: _text,  # json: its binary form is its text
+    701: lambda data: _DOUBLE(data)[0],  # float8
+    1043: _text,  # varchar
+    2278: lambda data: None,  # void (pg_notify)
+}
+
+
+def conninfo_with_defaults(dsn: str) -> str:
+    """``dsn`` plus those :data:`CONNECTION_DEFAULTS` that neither it nor the environment sets."""
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot parse the PostgreSQL dsn: {exc}") from None
+    for key, (value, envvar) in CONNECTION_DEFAULTS.items():
+        if key not in params and not (envvar and envvar in os.environ):
+            params[key] = value
+    return make_conninfo("", **params)
+
+
+def _encode(value: Param) -> bytes | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return b"t" if value else b"f"
+    if isinstance(value, float):
+        return repr(value).encode()
+    return str(value).encode()
+
+
+def _array_item(value: Param) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, int | float):
+        return repr(value)
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def array_literal(values: Sequence[Param]) -> str:
+    """A one-dimensional array in its text form, ``{"a",NULL,1.5}``, for ``$1::text[]``."""
+    return "{" + ",".join(map(_array_item, values)) + "}"
+
+
+@final
+@attrs.frozen
+class Statement:
+    """A named SQL statement, prepared on each connection the first time it runs there."""
+
+    name: bytes
+    sql: bytes
+
+
+class ConnectionLostError(StoreError):
+    """The connection to PostgreSQL failed; it has been closed, the next call opens another."""
+
+
+class QueryError(StoreError):
+    """PostgreSQL refused a statement; the connection is still usable."""
+
+    def __init__(self, sqlstate: str, message: str, detail: str | None) -> None:
+        super().__init__(
+            f"PostgreSQL error {sqlstate}: {message}" + (f" ({detail})" if detail else "")
+        )
+        self.sqlstate = sqlstate
+        self.detail = detail
+
+
+@final
+@attrs.define(eq=False)
+class PgConnection:
+    """A libpq connection in non-blocking mode. One caller at a time.
+
+    Every method that talks to the server raises :class:`ConnectionLostError`
+    (after closing the connection) when the connection fails, and
+    :class:`QueryError` when the server refuses a statement.
+    """
+
+    _pgconn: pq.abc.PGconn
+    _prepared: set[bytes] = attrs.field(factory=set)
+
+    @classmethod
+    async def connect(cls, conninfo: str) -> PgConnection:
+        """Open a connection (in a thread: libpq resolves host names and
+        negotiates TLS blocking). Cancelling the wait closes what it opened."""
+        abandoned = False
+        lock = threading.Lock()
+
+        def connect() -> pq.abc.PGconn:
+            pgconn = pq.PGconn.connect(conninfo.encode())
+            with lock:
+                if abandoned:
+                    pgconn.finish()
+            return pgconn
+
+        try:
+            pgconn = await trio.to_thread.run_sync(connect, abandon_on_cancel=True)
+        except BaseException:
+            with lock:
+                abandoned = True
+            raise
+        if pgconn.status != pq.ConnStatus.OK:
+            message = pgconn.get_error_message()
+            pgconn.finish()
+            raise ConnectionLostError(f"cannot connect to PostgreSQL: {message}")
+        pgconn.nonblocking = 1
+        return cls(pgconn)
+
+    @property
+    def closed(self) -> bool:
+        return self._pgconn.status != pq.ConnStatus.OK
+
+    @property
+    def idle(self) -> bool:
+        """Open and outside any transaction: safe to hand to the next caller."""
+        return (
+            self._pgconn.status == pq.ConnStatus.OK
+            and self._pgconn.transaction_status == pq.TransactionStatus.IDLE
+        )
+
+    @property
+    def backend_pid(self) -> int:
+        return self._pgconn.backend_pid
+
+    def close(self) -> None:
+        self._pgconn.finish()
+
+    async def execute(self, statement: Statement, params: Sequence[Param] = ()) -> list[Row]:
+        """Run a prepared ``statement``; its rows (decoded), ``[]`` for a command."""
+        pgconn = self._pgconn
+        try:
+            if statement.name not in self._prepared:
+                pgconn.send_prepare(statement.name, statement.sql)
+                self._check(await self._results())
+                self._prepared.add(statement.name)
+            pgconn.send_query_prepared(
+                statement.name, [_encode(p) for p in params], result_format=1
+            )
+            return _rows(self._check(await self._results()))
+        except psycopg.Error as exc:
+            self.close()
+            raise ConnectionLostError(f"lost the connection to PostgreSQL: {exc}") from None
+
+    async def execute_count(self, statement: Statement, params: Sequence[Param] = ()) -> int:
+        """Run a prepared command and return how many rows it changed."""
+        pgconn = self._pgconn
+        try:
+            if statement.name not in self._prepared:
+                pgconn.send_prepare(statement.name, statement.sql)
+                self._check(await self._results())
+                self._prepared.add(statement.name)
+            pgconn.send_query_prepared(statement.name, [_encode(p) for p in params])
+            result = self._check(await self._results())
+        except psycopg.Error as exc:
+            self.close()
+            raise ConnectionLostError(f"lost the connection to PostgreSQL: {exc}") from None
+        return (result.command_tuples or 0) if result is not None else 0
+
+    async def run_script(self, sql: str) -> None:
+        """Run one or more statements without parameters (DDL, LISTEN)."""
+        try:
+            self._pgconn.send_query(sql.encode())
+            self._check(await self._results())
+        except psycopg.Error as exc:
+            self.close()
+            raise ConnectionLostError(f"lost the connection to PostgreSQL: {exc}") from None
+
+    def notifies(self) -> list[pq.PGnotify]:
+        """Notifications that have arrived, without waiting (reads what the socket holds)."""
+        pgconn = self._pgconn
+        try:
+            pgconn.consume_input()
+        except psycopg.Error as exc:
+            self.close()
+            raise ConnectionLostError(f"lost the listening connection: {exc}") from None
+        received = []
+        while (notify := pgconn.notifies()) is not None:
+            received.append(notify)
+        return received
+
+    async def wait_readable(self) -> None:
+        await trio.lowlevel.wait_readable(self._pgconn.socket)
+
+    async def _results(self) -> list[pq.abc.PGresult]:
+        pgconn = self._pgconn
+        while pgconn.flush():
+            await trio.lowlevel.wait_writable(pgconn.socket)
+        results: list[pq.abc.PGresult] = []
+        while True:
+            pgconn.consume_input()
+            while not pgconn.is_busy():
+                result = pgconn.get_result()
+                if result is None:
+                    return results
+                results.append(result)
+            await trio.lowlevel.wait_readable(pgconn.socket)
+
+    def _check(self, results: list[pq.abc.PGresult]) -> pq.abc.PGresult | None:
+        """The last result; raises the first error among them."""
+        for result in results:
+            if result.status == pq.ExecStatus.FATAL_ERROR:
+                field = result.error_field
+                detail = field(pq.DiagnosticField.MESSAGE_DETAIL)
+                raise QueryError(
+                    (field(pq.DiagnosticField.SQLSTATE) or b"").decode(),
+                    (field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode(),
+                    detail.decode() if detail else None,
+                )
+        if self.closed:
+            raise ConnectionLostError("lost the connection to PostgreSQL")
+        return results[-1] if results else None
+
+
+def _rows(result: pq.abc.PGresult | None) -> list[Row]:
+    if result is None or result.status != pq.ExecStatus.TUPLES_OK:
+        return []
+    nfields = result.nfields
+    decoders = [_DECODERS[result.ftype(col)] for col in range(nfields)]
+    value = result.get_value
+    rows = []
+    for row in range(result.ntuples):
+        cells = []
+        for col in range(nfields):
+            data = value(row, col)
+            cells.append(None if data is None else decoders[col](data))
+        rows.append(tuple(cells))
+    return rows
