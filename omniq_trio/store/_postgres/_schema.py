@@ -52,6 +52,8 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         worker_id text,
         lease_until double precision,
         error json,
+        -- someone waits for this task's result: announce when a run finishes
+        awaited boolean NOT NULL DEFAULT false,
         -- the last finished run (result_status IS NULL: none yet)
         result_status text,
         result_value json,
@@ -65,7 +67,12 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX tasks_claim ON {s}.tasks (priority DESC, eta, queue_seq)
         WHERE status IN ('pending', 'retrying');
     CREATE INDEX tasks_due ON {s}.tasks (eta) WHERE status IN ('pending', 'retrying');
-    CREATE INDEX tasks_held ON {s}.tasks (worker_id) WHERE status = 'running';
+    -- Running tasks are few (workers x concurrency): renewing a worker's
+    -- leases scans them all. An index on worker_id would also match the
+    -- lookup by id that completes a task, and the planner, unable to tell
+    -- them apart in a generic plan, could pick it and walk every task the
+    -- worker holds (or held, until vacuum).
+    CREATE INDEX tasks_running ON {s}.tasks (lease_until) WHERE status = 'running';
     CREATE INDEX tasks_finished ON {s}.tasks (finished_at)
         WHERE status IN ('success', 'failed', 'cancelled');
     """,

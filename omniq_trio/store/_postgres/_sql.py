@@ -1,11 +1,15 @@
 """The statements the PostgreSQL store runs, one per Store operation.
 
-Each changing operation is a single statement: one round trip, and a
-transaction of its own that commits or rolls back whole. Data-modifying
-``WITH`` clauses let one statement check, change, answer and ``pg_notify``.
+Each change is a single statement, so it commits or rolls back whole, even
+when it shares a transaction with others (see ``_writer``). A change that is
+refused (the task is not held, not found, already finished) changes no row
+and returns none; the store then reads the task's state to say why.
+
 Statements that lock several rows either skip locked ones (claim, renew,
 reclaim, purge: another statement is already changing them) or lock in
-``seq`` order (release), so no two of them can deadlock.
+``seq`` order (release), so no two of them wait for each other in a cycle.
+Rows found by a locking sub-select are then updated by ``ctid``, which the
+lock pins, so no index is searched twice.
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ class Statements:
     cancel: Statement
     retry: Statement
     purge: Statement
+    await_results: Statement
+    task_state: Statement
     get_task: Statement
     get_result: Statement
     list_all: Statement
@@ -64,39 +70,49 @@ class Statements:
     next_due: Statement
     server_time: Statement
 
+    def all(self) -> tuple[Statement, ...]:
+        """Every statement, for preparing on a new connection."""
+        return tuple(getattr(self, field.name) for field in attrs.fields(type(self)))
+
     @classmethod
     def build(cls, schema: str, channel: str, token: str) -> Statements:
         """Statements on ``schema``'s tables; ``token`` marks this store's notifications."""
         tasks = f'"{schema}".tasks'
         next_queue_seq = f"nextval('\"{schema}\".queue_seq')"
 
-        def notify(codes: str) -> str:
-            # codes: SQL for the payload's letters
-            return f"pg_notify('{channel}', {codes} || ':{token}')"
+        def notify(letters: str) -> str:
+            # letters: SQL for the payload's change letters
+            return f"pg_notify('{channel}', {letters} || ':{token}')"
 
-        def held_update(assignments: str, codes: str) -> str:
-            # Change a task only if `$2` holds it; answer (changed, status, holder).
-            return f"""
-            WITH cur AS (SELECT status, worker_id FROM {tasks} WHERE id = $1::text),
-            done AS (
-                UPDATE {tasks} SET {assignments}, worker_id = NULL, lease_until = NULL
-                WHERE id = $1::text AND status = 'running' AND worker_id = $2::text
-                RETURNING 1
+        def announce(work: str, finished: str) -> str:
+            # RETURNING for a changed row: notify `w` if `work`, and `f` if
+            # `finished` and someone waits for the result. NOTIFY serializes
+            # the commits that send one, so finished runs nobody awaits stay
+            # quiet.
+            letters = (
+                f"(CASE WHEN {work} THEN 'w' ELSE '' END"
+                f" || CASE WHEN ({finished}) AND awaited THEN 'f' ELSE '' END)"
             )
-            SELECT EXISTS (SELECT 1 FROM done), (SELECT status FROM cur),
-                (SELECT worker_id FROM cur), (SELECT {notify(codes)} FROM done)
+            return f"CASE WHEN {letters} <> '' THEN {notify(letters)} END"
+
+        def held_update(assignments: str, work: str, finished: str) -> str:
+            # Change the task only if worker `$2` holds it; a row if it did.
+            return f"""
+            UPDATE {tasks} SET {assignments}, worker_id = NULL, lease_until = NULL
+            WHERE id = $1::text AND status = 'running' AND worker_id = $2::text
+            RETURNING {announce(work, finished)}
             """
 
         def requeue(selection: str) -> str:
-            # Make the RUNNING tasks `selection` picks PENDING again, queued in
-            # the order it picked them; answer their ids in that order.
+            # Make the RUNNING tasks `selection` picks (and locks) PENDING
+            # again, queued in the order it picked them; their ids in that order.
             return f"""
             WITH picked AS ({selection}),
-            numbered AS (SELECT seq, {next_queue_seq} AS q FROM picked),
+            numbered AS (SELECT tid, {next_queue_seq} AS q FROM picked),
             moved AS (
                 UPDATE {tasks} t SET
                     status = 'pending', worker_id = NULL, lease_until = NULL, queue_seq = n.q
-                FROM numbered n WHERE t.seq = n.seq
+                FROM numbered n WHERE t.ctid = n.tid
                 RETURNING t.id, n.q
             )
             SELECT id, {notify("'w'")} FROM moved ORDER BY q
@@ -117,9 +133,10 @@ class Statements:
             )
             SELECT {notify("'w'")} FROM new LIMIT 1
             """,
+            # $1 now, $2 limit, $3 worker_id, $4 lease_until
             "claim": f"""
             WITH picked AS (
-                SELECT seq FROM {tasks}
+                SELECT ctid AS tid FROM {tasks}
                 WHERE {_CLAIMABLE} AND eta <= $1::float8
                 ORDER BY priority DESC, eta, queue_seq
                 LIMIT $2::integer
@@ -128,7 +145,7 @@ class Statements:
             UPDATE {tasks} t SET
                 status = 'running', worker_id = $3::text, lease_until = $4::float8,
                 started_at = $1::float8
-            FROM picked WHERE t.seq = picked.seq
+            FROM picked WHERE t.ctid = picked.tid
             RETURNING {_prefixed(TASK_COLUMNS, "t")}, t.queue_seq
             """,
             # $3 value, $4 at, $5 next_eta (a repeating task's next run)
@@ -144,7 +161,8 @@ class Statements:
                 result_attempts = attempts + 1, result_started_at = started_at,
                 result_finished_at = $4::float8
                 """,
-                "CASE WHEN $5::float8 IS NULL THEN 'f' ELSE 'wf' END",
+                work="$5::float8 IS NOT NULL",
+                finished="true",
             ),
             # $3 error, $4 at, $5 retry_at (RETRYING), $6 next_eta (a repeating task's next run)
             "fail": held_update(
@@ -169,14 +187,15 @@ class Statements:
                 result_finished_at = CASE WHEN $5::float8 IS NULL THEN $4::float8
                     ELSE result_finished_at END
                 """,
-                "CASE WHEN $5::float8 IS NULL THEN 'wf' ELSE 'w' END",
+                work="coalesce($5::float8, $6::float8) IS NOT NULL",
+                finished="$5::float8 IS NULL",
             ),
-            # Released tasks queue again in the order given (`ord`); rows are
-            # locked in `seq` order first so that two releases cannot deadlock.
+            # $1 ids, $2 worker_id. Released tasks queue again in the order
+            # given (`ord`), after locking in `seq` order.
             "release": requeue(
                 f"""
-                SELECT seq FROM (
-                    SELECT t.seq, w.ord
+                SELECT tid FROM (
+                    SELECT t.ctid AS tid, t.seq, w.ord
                     FROM unnest($1::text[]) WITH ORDINALITY AS w(id, ord)
                     JOIN {tasks} t ON t.id = w.id
                     WHERE t.status = 'running' AND t.worker_id = $2::text
@@ -186,17 +205,19 @@ class Statements:
                 ORDER BY ord
                 """
             ),
+            # $1 worker_id, $2 lease_until. Running tasks are few: scan them all.
             "renew": f"""
             UPDATE {tasks} t SET lease_until = $2::float8
             FROM (
-                SELECT seq FROM {tasks} WHERE status = 'running' AND worker_id = $1::text
+                SELECT ctid AS tid FROM {tasks} WHERE status = 'running' AND worker_id = $1::text
                 FOR UPDATE SKIP LOCKED
             ) h
-            WHERE t.seq = h.seq
+            WHERE t.ctid = h.tid
             """,
+            # $1 now
             "reclaim_expired": requeue(
                 f"""
-                SELECT seq FROM {tasks}
+                SELECT ctid AS tid FROM {tasks}
                 WHERE status = 'running' AND lease_until < $1::float8
                 ORDER BY lease_until, seq
                 FOR UPDATE SKIP LOCKED
@@ -205,50 +226,56 @@ class Statements:
             # what a claim whose reply was lost took: $1 worker_id, $2 its `now`
             "release_claim": requeue(
                 f"""
-                SELECT seq FROM {tasks}
+                SELECT ctid AS tid FROM {tasks}
                 WHERE status = 'running' AND worker_id = $1::text AND started_at = $2::float8
                 ORDER BY seq
                 FOR UPDATE
                 """
             ),
+            # $1 id, $2 at
             "cancel": f"""
-            WITH cur AS (SELECT status FROM {tasks} WHERE id = $1::text),
-            done AS (
-                UPDATE {tasks} SET
-                    status = 'cancelled', finished_at = $2::float8, worker_id = NULL,
-                    lease_until = NULL, result_status = 'cancelled', result_value = NULL,
-                    result_error = NULL, result_attempts = attempts,
-                    result_started_at = started_at, result_finished_at = $2::float8
-                WHERE id = $1::text AND status IN ('pending', 'retrying', 'running')
-                RETURNING 1
-            )
-            SELECT EXISTS (SELECT 1 FROM done), (SELECT status FROM cur),
-                (SELECT {notify("'f'")} FROM done)
+            UPDATE {tasks} SET
+                status = 'cancelled', finished_at = $2::float8, worker_id = NULL,
+                lease_until = NULL, result_status = 'cancelled', result_value = NULL,
+                result_error = NULL, result_attempts = attempts,
+                result_started_at = started_at, result_finished_at = $2::float8
+            WHERE id = $1::text AND status IN ('pending', 'retrying', 'running')
+            RETURNING {announce("false", "true")}
             """,
+            # $1 id, $2 at
             "retry": f"""
-            WITH cur AS (SELECT status FROM {tasks} WHERE id = $1::text),
-            done AS (
-                UPDATE {tasks} SET
-                    status = 'pending', eta = $2::float8, attempts = 0, finished_at = NULL,
-                    queue_seq = {next_queue_seq}, result_status = NULL, result_value = NULL,
-                    result_error = NULL, result_attempts = NULL, result_started_at = NULL,
-                    result_finished_at = NULL
-                WHERE id = $1::text AND status = 'failed'
-                RETURNING 1
-            )
-            SELECT EXISTS (SELECT 1 FROM done), (SELECT status FROM cur),
-                (SELECT {notify("'w'")} FROM done)
+            UPDATE {tasks} SET
+                status = 'pending', eta = $2::float8, attempts = 0, finished_at = NULL,
+                queue_seq = {next_queue_seq}, result_status = NULL, result_value = NULL,
+                result_error = NULL, result_attempts = NULL, result_started_at = NULL,
+                result_finished_at = NULL
+            WHERE id = $1::text AND status = 'failed'
+            RETURNING {notify("'w'")}
             """,
+            # $1 finished_before, $2 batch size
             "purge": f"""
-            WITH doomed AS (
-                SELECT seq FROM {tasks}
+            DELETE FROM {tasks} t USING (
+                SELECT ctid AS tid FROM {tasks}
                 WHERE {_FINISHED} AND finished_at < $1::float8
                 ORDER BY finished_at
                 LIMIT $2::integer
                 FOR UPDATE SKIP LOCKED
-            )
-            DELETE FROM {tasks} t USING doomed d WHERE t.seq = d.seq
+            ) doomed
+            WHERE t.ctid = doomed.tid
             """,
+            # $1 ids whose result someone is about to wait for; answers those
+            # that have one already (they finished before they were marked)
+            "await_results": f"""
+            WITH marked AS (
+                UPDATE {tasks} t SET awaited = true
+                FROM unnest($1::text[]) AS w(id)
+                WHERE t.id = w.id AND NOT t.awaited
+                RETURNING t.id, t.result_status
+            )
+            SELECT id FROM marked WHERE result_status IS NOT NULL
+            """,
+            # why a change was refused
+            "task_state": f"SELECT status, worker_id FROM {tasks} WHERE id = $1::text",
             "get_task": f"SELECT {TASK_COLUMNS} FROM {tasks} WHERE id = $1::text",
             "get_result": f"SELECT {RESULT_COLUMNS} FROM {tasks} WHERE id = $1::text",
             "list_all": f"SELECT {TASK_COLUMNS} FROM {tasks} ORDER BY seq LIMIT $1::bigint",

@@ -6,7 +6,7 @@ import logging
 import re
 import secrets
 from collections.abc import Sequence
-from typing import Any, Final, final
+from typing import Any, Final, NoReturn, final
 
 import trio
 
@@ -17,6 +17,7 @@ from ...errors import (
     InvalidTransitionError,
     LeaseLostError,
     StoreClosedError,
+    StoreError,
     TaskNotFoundError,
 )
 from ...models import Task, TaskError, TaskResult, TaskStatus
@@ -27,7 +28,17 @@ from ._pool import ConnectionPool
 from ._rows import dump_json, enqueue_params, error_json, result_from_row, task_from_row
 from ._schema import migrate
 from ._sql import CHANGE_CODES, Statements
-from ._wire import ConnectionLostError, QueryError, array_literal, conninfo_with_defaults
+from ._wire import (
+    ConnectionLostError,
+    Param,
+    PgConnection,
+    QueryError,
+    Row,
+    Statement,
+    array_literal,
+    conninfo_with_defaults,
+)
+from ._writer import GroupCommit
 
 __all__ = ["PostgresStore"]
 
@@ -39,6 +50,9 @@ PURGE_BATCH: Final = 1_000
 #: Seconds of difference between this machine's clock and the server's above
 #: which opening the store logs a warning (see "Time" in the package docstring).
 CLOCK_SKEW_WARNING: Final = 1.0
+#: Ids of tasks whose result was asked for before they finished, remembered
+#: until a wait marks them awaited; older ones are forgotten beyond this many.
+MAX_AWAITING: Final = 1_000
 
 _UNIQUE_VIOLATION: Final = "23505"
 _DUPLICATE_KEY: Final = re.compile(r"Key \(id\)=\((.*)\) already exists")
@@ -71,7 +85,10 @@ class PostgresStore(Store):
         self._token = secrets.token_hex(4)
         self._sql = Statements.build(schema, channel, self._token)
         self._pool: ConnectionPool | None = None
+        self._writer: GroupCommit | None = None
         self._listener: Listener | None = None
+        # ids whose get_result found no result, to mark awaited when waited for
+        self._awaiting: dict[str, None] = {}
         self._open_lock = trio.Lock()
         self._clock_skew: float | None = None
         # Claims whose reply was lost: (worker_id, now). Whatever they took is
@@ -102,14 +119,20 @@ class PostgresStore(Store):
             if self._pool is not None:
                 return
             conninfo = conninfo_with_defaults(self._dsn)
-            pool = ConnectionPool(conninfo)
+            conn = await PgConnection.connect(conninfo)
             try:
-                await pool.run(lambda conn: migrate(conn, self._schema))
+                with trio.CancelScope(shield=True):
+                    await migrate(conn, self._schema)
+            finally:
+                conn.close()
+            pool = ConnectionPool(conninfo, self._sql.all())
+            try:
                 await self._measure_clock_skew(pool)
             except BaseException:
                 pool.close()
                 raise
             self._pool = pool
+            self._writer = GroupCommit(pool)
             self._listener = Listener(
                 conninfo, self._channel, self._token, self._on_remote_change, "".join(_CHANGES)
             )
@@ -117,6 +140,7 @@ class PostgresStore(Store):
     async def aclose(self) -> None:
         pool, self._pool = self._pool, None
         listener, self._listener = self._listener, None
+        self._writer = None
         if pool is not None:
             pool.close()
         if listener is not None:
@@ -125,7 +149,7 @@ class PostgresStore(Store):
 
     async def _measure_clock_skew(self, pool: ConnectionPool) -> None:
         before = DEFAULT_CLOCK.now()
-        ((server_time,),) = await pool.execute(self._sql.server_time)
+        ((server_time,),) = (await pool.execute(self._sql.server_time)).rows
         here = (before + DEFAULT_CLOCK.now()) / 2
         self._clock_skew = skew = server_time - here
         if abs(skew) > CLOCK_SKEW_WARNING:
@@ -136,17 +160,20 @@ class PostgresStore(Store):
                 "behind" if skew > 0 else "ahead of",
             )
 
-    def _db(self) -> ConnectionPool:
+    async def _change(self, statement: Statement, params: Sequence[Param]) -> list[Row]:
+        """Run a changing statement (through the group commit)."""
+        if self._writer is None:
+            raise _closed()
+        return (await self._writer.execute(statement, params)).rows
+
+    async def _read(self, statement: Statement, params: Sequence[Param] = ()) -> list[Row]:
         if self._pool is None:
-            raise StoreClosedError(
-                "the PostgreSQL store is closed; open it (async with store:) first"
-            )
-        return self._pool
+            raise _closed()
+        return (await self._pool.execute(statement, params)).rows
 
     # ---------------------------------------------------------------- producing
 
     async def enqueue(self, tasks: Sequence[Task]) -> None:
-        pool = self._db()
         seen: set[str] = set()
         for task in tasks:
             if task.id in seen:
@@ -158,7 +185,7 @@ class PostgresStore(Store):
             await trio.lowlevel.checkpoint()
             return
         try:
-            await pool.execute(self._sql.enqueue, enqueue_params(tasks))
+            await self._change(self._sql.enqueue, enqueue_params(tasks))
         except QueryError as exc:
             if exc.sqlstate != _UNIQUE_VIOLATION:
                 raise
@@ -167,18 +194,15 @@ class PostgresStore(Store):
         self._notify(Change.WORK)
 
     async def cancel(self, task_id: str, *, at: float) -> bool:
-        ((changed, status, _),) = await self._db().execute(self._sql.cancel, [task_id, at])
-        if status is None:
-            raise TaskNotFoundError(task_id)
-        if changed:
+        if await self._change(self._sql.cancel, [task_id, at]):
             self._notify(Change.FINISHED)
-        return bool(changed)
+            return True
+        await self._task_state(task_id)  # raises TaskNotFoundError
+        return False  # it had finished already
 
     async def retry(self, task_id: str, *, at: float) -> None:
-        ((changed, status, _),) = await self._db().execute(self._sql.retry, [task_id, at])
-        if status is None:
-            raise TaskNotFoundError(task_id)
-        if not changed:
+        if not await self._change(self._sql.retry, [task_id, at]):
+            status, _ = await self._task_state(task_id)
             raise InvalidTransitionError(task_id, TaskStatus(status), TaskStatus.PENDING)
         self._notify(Change.WORK)
 
@@ -187,11 +211,10 @@ class PostgresStore(Store):
     async def claim(
         self, worker_id: str, *, now: float, limit: int, lease_until: float
     ) -> list[Task]:
-        pool = self._db()
         if self._unsettled_claims:
-            await self._settle_claims(pool)
+            await self._settle_claims()
         try:
-            rows = await pool.execute(
+            rows = await self._change(
                 self._sql.claim, [now, min(limit, _MAX_LIMIT), worker_id, lease_until]
             )
         except ConnectionLostError:
@@ -204,10 +227,10 @@ class PostgresStore(Store):
         rows.sort(key=lambda row: (-row[5], row[6], row[18]))
         return [task_from_row(row) for row in rows]
 
-    async def _settle_claims(self, pool: ConnectionPool) -> None:
+    async def _settle_claims(self) -> None:
         while self._unsettled_claims:
             worker_id, started_at = self._unsettled_claims[0]
-            rows = await pool.execute(self._sql.release_claim, [worker_id, started_at])
+            rows = await self._change(self._sql.release_claim, [worker_id, started_at])
             if rows:
                 logger.warning(
                     "released %d task(s) claimed by %s whose claim's reply was lost",
@@ -227,11 +250,10 @@ class PostgresStore(Store):
         next_eta: float | None = None,
     ) -> None:
         value_json = dump_json(value, f"the return value of task {task_id}")
-        ((changed, status, holder, _),) = await self._db().execute(
+        if not await self._change(
             self._sql.complete, [task_id, worker_id, value_json, at, next_eta]
-        )
-        if not changed:
-            _not_held(task_id, worker_id, status, holder)
+        ):
+            await self._not_held(task_id, worker_id)
         self._notify(Change.FINISHED)
         if next_eta is not None:
             self._notify(Change.WORK)
@@ -246,31 +268,29 @@ class PostgresStore(Store):
         retry_at: float | None = None,
         next_eta: float | None = None,
     ) -> None:
-        ((changed, status, holder, _),) = await self._db().execute(
+        if not await self._change(
             self._sql.fail, [task_id, worker_id, error_json(error), at, retry_at, next_eta]
-        )
-        if not changed:
-            _not_held(task_id, worker_id, status, holder)
+        ):
+            await self._not_held(task_id, worker_id)
         if retry_at is None:
             self._notify(Change.FINISHED)
         self._notify(Change.WORK)
 
     async def release(self, task_ids: Sequence[str], *, worker_id: str) -> list[str]:
-        pool = self._db()
         ids = list(dict.fromkeys(task_ids))
         if not ids:
             await trio.lowlevel.checkpoint()
             return []
-        rows = await pool.execute(self._sql.release, [array_literal(ids), worker_id])
+        rows = await self._change(self._sql.release, [array_literal(ids), worker_id])
         if rows:
             self._notify(Change.WORK)
         return [row[0] for row in rows]
 
     async def renew(self, worker_id: str, *, lease_until: float) -> None:
-        await self._db().execute_count(self._sql.renew, [worker_id, lease_until])
+        await self._change(self._sql.renew, [worker_id, lease_until])
 
     async def reclaim_expired(self, *, now: float) -> list[str]:
-        rows = await self._db().execute(self._sql.reclaim_expired, [now])
+        rows = await self._change(self._sql.reclaim_expired, [now])
         if rows:
             self._notify(Change.WORK)
         return [row[0] for row in rows]
@@ -282,11 +302,13 @@ class PostgresStore(Store):
         raises having forgotten whole batches, as a purge with a lower
         ``limit`` would have.
         """
-        pool = self._db()
+        if self._pool is None:
+            raise _closed()
         purged = 0
         while limit is None or purged < limit:
             batch = PURGE_BATCH if limit is None else min(PURGE_BATCH, limit - purged)
-            count = await pool.execute_count(self._sql.purge, [finished_before, batch])
+            # not through the group commit: a long delete would hold up the changes behind it
+            count = (await self._pool.execute(self._sql.purge, [finished_before, batch])).count
             purged += count
             if count < batch:
                 break
@@ -295,38 +317,42 @@ class PostgresStore(Store):
     # ---------------------------------------------------------------- reading
 
     async def get_task(self, task_id: str) -> Task:
-        rows = await self._db().execute(self._sql.get_task, [task_id])
+        rows = await self._read(self._sql.get_task, [task_id])
         if not rows:
             raise TaskNotFoundError(task_id)
         return task_from_row(rows[0])
 
     async def get_result(self, task_id: str) -> TaskResult | None:
-        rows = await self._db().execute(self._sql.get_result, [task_id])
+        rows = await self._read(self._sql.get_result, [task_id])
         if not rows:
             raise TaskNotFoundError(task_id)
-        return result_from_row(task_id, rows[0])
+        result = result_from_row(task_id, rows[0])
+        if result is None:
+            self._awaiting[task_id] = None
+            if len(self._awaiting) > MAX_AWAITING:
+                del self._awaiting[next(iter(self._awaiting))]
+        return result
 
     async def list_tasks(
         self, *, status: TaskStatus | None = None, limit: int | None = None
     ) -> list[Task]:
-        pool = self._db()
         if status is None:
-            rows = await pool.execute(self._sql.list_all, [limit])
+            rows = await self._read(self._sql.list_all, [limit])
         else:
-            rows = await pool.execute(self._sql.list_status, [status.value, limit])
+            rows = await self._read(self._sql.list_status, [status.value, limit])
         return [task_from_row(row) for row in rows]
 
     async def stats(self) -> StoreStats:
         counts = dict.fromkeys(TaskStatus, 0)
         oldest: float | None = None
-        for status, count, oldest_here in await self._db().execute(self._sql.stats):
+        for status, count, oldest_here in await self._read(self._sql.stats):
             counts[TaskStatus(status)] = count
             if oldest_here is not None and (oldest is None or oldest_here < oldest):
                 oldest = oldest_here
         return StoreStats(counts, oldest)
 
     async def next_due(self, *, now: float) -> float | None:
-        ((eta,),) = await self._db().execute(self._sql.next_due)
+        ((eta,),) = await self._read(self._sql.next_due)
         return eta  # type: ignore[no-any-return]
 
     # ---------------------------------------------------------- notifications
@@ -343,13 +369,44 @@ class PostgresStore(Store):
         (LISTEN/NOTIFY). Never raises for a connection problem: it waits until
         ``deadline`` instead, and listens again later."""
         listener = self._listener
-        if listener is None:
+        if listener is None or self.change_version(change) != seen:
             await super().wait_for_change(change, seen, deadline)
             return
+        if change is Change.FINISHED and self._awaiting:
+            await self._mark_awaited()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(listener.pump)
             await super().wait_for_change(change, seen, deadline)
             nursery.cancel_scope.cancel()
+
+    async def _task_state(self, task_id: str) -> tuple[str, str | None]:
+        """(status, worker_id) of a task; raises TaskNotFoundError."""
+        rows = await self._read(self._sql.task_state, [task_id])
+        if not rows:
+            raise TaskNotFoundError(task_id)
+        status, holder = rows[0]
+        return status, holder
+
+    async def _not_held(self, task_id: str, worker_id: str) -> NoReturn:
+        """Raise why ``worker_id`` could not report on ``task_id``."""
+        status, holder = await self._task_state(task_id)
+        detail = (
+            f"it is {status}"
+            if status != TaskStatus.RUNNING
+            else f"it was handed to {holder} after the lease expired"
+        )
+        raise LeaseLostError(task_id, worker_id, detail)
+
+    async def _mark_awaited(self) -> None:
+        """Have the tasks whose results are about to be waited for announce their finish."""
+        ids, self._awaiting = list(self._awaiting), {}
+        try:
+            finished = await self._change(self._sql.await_results, [array_literal(ids)])
+        except StoreError as exc:
+            logger.debug("could not mark results as awaited (%s); polling for them", exc)
+            return
+        if finished:  # finished before they were marked: no notification will come
+            self._notify(Change.FINISHED)
 
     def _on_remote_change(self, letter: str) -> None:
         change = _CHANGES.get(letter)
@@ -357,12 +414,5 @@ class PostgresStore(Store):
             self._notify(change)
 
 
-def _not_held(task_id: str, worker_id: str, status: str | None, holder: str | None) -> None:
-    if status is None:
-        raise TaskNotFoundError(task_id)
-    detail = (
-        f"it is {status}"
-        if status != TaskStatus.RUNNING
-        else f"it was handed to {holder} after the lease expired"
-    )
-    raise LeaseLostError(task_id, worker_id, detail)
+def _closed() -> StoreClosedError:
+    return StoreClosedError("the PostgreSQL store is closed; open it (async with store:) first")

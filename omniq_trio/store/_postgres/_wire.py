@@ -25,10 +25,12 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from ...errors import StoreError
 
 __all__ = [
+    "Call",
     "ConnectionLostError",
     "Param",
     "PgConnection",
     "QueryError",
+    "Reply",
     "Row",
     "Statement",
     "array_literal",
@@ -118,10 +120,24 @@ def array_literal(values: Sequence[Param]) -> str:
 @final
 @attrs.frozen
 class Statement:
-    """A named SQL statement, prepared on each connection the first time it runs there."""
+    """A named SQL statement, prepared on each connection when it opens."""
 
     name: bytes
     sql: bytes
+
+
+#: One statement to run and its parameters.
+Call = tuple[Statement, Sequence[Param]]
+
+
+@final
+@attrs.frozen
+class Reply:
+    """What one statement returned."""
+
+    rows: list[Row]
+    #: rows the statement returned or changed
+    count: int
 
 
 class ConnectionLostError(StoreError):
@@ -129,7 +145,7 @@ class ConnectionLostError(StoreError):
 
 
 class QueryError(StoreError):
-    """PostgreSQL refused a statement; the connection is still usable."""
+    """PostgreSQL refused a statement (its transaction rolled back); the connection is usable."""
 
     def __init__(self, sqlstate: str, message: str, detail: str | None) -> None:
         super().__init__(
@@ -142,7 +158,8 @@ class QueryError(StoreError):
 @final
 @attrs.define(eq=False)
 class PgConnection:
-    """A libpq connection in non-blocking mode. One caller at a time.
+    """A libpq connection in non-blocking mode. One caller at a time, and that
+    caller must not be cancelled during a round trip (the pool shields it).
 
     Every method that talks to the server raises :class:`ConnectionLostError`
     (after closing the connection) when the connection fails, and
@@ -150,12 +167,14 @@ class PgConnection:
     """
 
     _pgconn: pq.abc.PGconn
-    _prepared: set[bytes] = attrs.field(factory=set)
 
     @classmethod
-    async def connect(cls, conninfo: str) -> PgConnection:
-        """Open a connection (in a thread: libpq resolves host names and
-        negotiates TLS blocking). Cancelling the wait closes what it opened."""
+    async def connect(cls, conninfo: str, statements: Sequence[Statement] = ()) -> PgConnection:
+        """Open a connection and prepare ``statements`` on it.
+
+        libpq connects blocking (name resolution, TLS), so that part runs in a
+        thread; cancelling the wait closes whatever it opened.
+        """
         abandoned = False
         lock = threading.Lock()
 
@@ -177,11 +196,15 @@ class PgConnection:
             pgconn.finish()
             raise ConnectionLostError(f"cannot connect to PostgreSQL: {message}")
         pgconn.nonblocking = 1
-        return cls(pgconn)
-
-    @property
-    def closed(self) -> bool:
-        return self._pgconn.status != pq.ConnStatus.OK
+        conn = cls(pgconn)
+        if statements:
+            try:
+                with trio.CancelScope(shield=True):
+                    await conn._prepare(statements)
+            except BaseException:
+                conn.close()
+                raise
+        return conn
 
     @property
     def idle(self) -> bool:
@@ -198,36 +221,30 @@ class PgConnection:
     def close(self) -> None:
         self._pgconn.finish()
 
-    async def execute(self, statement: Statement, params: Sequence[Param] = ()) -> list[Row]:
-        """Run a prepared ``statement``; its rows (decoded), ``[]`` for a command."""
-        pgconn = self._pgconn
-        try:
-            if statement.name not in self._prepared:
-                pgconn.send_prepare(statement.name, statement.sql)
-                self._check(await self._results())
-                self._prepared.add(statement.name)
-            pgconn.send_query_prepared(
-                statement.name, [_encode(p) for p in params], result_format=1
-            )
-            return _rows(self._check(await self._results()))
-        except psycopg.Error as exc:
-            self.close()
-            raise ConnectionLostError(f"lost the connection to PostgreSQL: {exc}") from None
+    async def run(self, calls: Sequence[Call]) -> list[Reply]:
+        """Run prepared statements in one transaction and one round trip.
 
-    async def execute_count(self, statement: Statement, params: Sequence[Param] = ()) -> int:
-        """Run a prepared command and return how many rows it changed."""
+        One statement runs alone (autocommit); several run pipelined, in the
+        implicit transaction that lasts until the pipeline's sync: all commit
+        or, if one fails, none.
+        """
         pgconn = self._pgconn
         try:
-            if statement.name not in self._prepared:
-                pgconn.send_prepare(statement.name, statement.sql)
-                self._check(await self._results())
-                self._prepared.add(statement.name)
-            pgconn.send_query_prepared(statement.name, [_encode(p) for p in params])
-            result = self._check(await self._results())
+            if len(calls) == 1:
+                ((statement, params),) = calls
+                pgconn.send_query_prepared(statement.name, _encode_all(params), result_format=1)
+                results = await self._results()
+            else:
+                pgconn.enter_pipeline_mode()
+                for statement, params in calls:
+                    pgconn.send_query_prepared(statement.name, _encode_all(params), result_format=1)
+                pgconn.pipeline_sync()
+                results = await self._pipeline_results()
+                pgconn.exit_pipeline_mode()
         except psycopg.Error as exc:
             self.close()
             raise ConnectionLostError(f"lost the connection to PostgreSQL: {exc}") from None
-        return (result.command_tuples or 0) if result is not None else 0
+        return [_reply(result) for result in self._check(results)]
 
     async def run_script(self, sql: str) -> None:
         """Run one or more statements without parameters (DDL, LISTEN)."""
@@ -254,22 +271,66 @@ class PgConnection:
     async def wait_readable(self) -> None:
         await trio.lowlevel.wait_readable(self._pgconn.socket)
 
-    async def _results(self) -> list[pq.abc.PGresult]:
+    async def _prepare(self, statements: Sequence[Statement]) -> None:
+        pgconn = self._pgconn
+        try:
+            pgconn.enter_pipeline_mode()
+            for statement in statements:
+                pgconn.send_prepare(statement.name, statement.sql)
+            pgconn.pipeline_sync()
+            results = await self._pipeline_results()
+            pgconn.exit_pipeline_mode()
+        except psycopg.Error as exc:
+            self.close()
+            raise ConnectionLostError(f"lost the connection to PostgreSQL: {exc}") from None
+        self._check(results)
+
+    async def _flush(self) -> None:
         pgconn = self._pgconn
         while pgconn.flush():
-            await trio.lowlevel.wait_writable(pgconn.socket)
-        results: list[pq.abc.PGresult] = []
+            # The server may be sending results while it waits for the rest
+            # of a long pipeline: read as well as write, or both sides block.
+            async with trio.open_nursery() as nursery:
+
+                async def readable() -> None:
+                    await trio.lowlevel.wait_readable(pgconn.socket)
+                    pgconn.consume_input()
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(readable)
+                await trio.lowlevel.wait_writable(pgconn.socket)
+                nursery.cancel_scope.cancel()
+
+    async def _next_result(self) -> pq.abc.PGresult | None:
+        pgconn = self._pgconn
         while True:
             pgconn.consume_input()
-            while not pgconn.is_busy():
-                result = pgconn.get_result()
-                if result is None:
-                    return results
-                results.append(result)
+            if not pgconn.is_busy():
+                return pgconn.get_result()
             await trio.lowlevel.wait_readable(pgconn.socket)
 
-    def _check(self, results: list[pq.abc.PGresult]) -> pq.abc.PGresult | None:
-        """The last result; raises the first error among them."""
+    async def _results(self) -> list[pq.abc.PGresult]:
+        """The results of one statement (or script), up to libpq's end marker."""
+        await self._flush()
+        results: list[pq.abc.PGresult] = []
+        while (result := await self._next_result()) is not None:
+            results.append(result)
+        return results
+
+    async def _pipeline_results(self) -> list[pq.abc.PGresult]:
+        """The results of every statement in a pipeline, up to its sync."""
+        await self._flush()
+        results: list[pq.abc.PGresult] = []
+        while True:
+            result = await self._next_result()
+            if result is None:
+                continue  # the end of one statement's results
+            if result.status == pq.ExecStatus.PIPELINE_SYNC:
+                return results
+            results.append(result)
+
+    def _check(self, results: list[pq.abc.PGresult]) -> list[pq.abc.PGresult]:
+        """``results``, or the first error among them raised."""
         for result in results:
             if result.status == pq.ExecStatus.FATAL_ERROR:
                 field = result.error_field
@@ -279,14 +340,18 @@ class PgConnection:
                     (field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode(),
                     detail.decode() if detail else None,
                 )
-        if self.closed:
+        if self._pgconn.status != pq.ConnStatus.OK:
             raise ConnectionLostError("lost the connection to PostgreSQL")
-        return results[-1] if results else None
+        return results
 
 
-def _rows(result: pq.abc.PGresult | None) -> list[Row]:
-    if result is None or result.status != pq.ExecStatus.TUPLES_OK:
-        return []
+def _encode_all(params: Sequence[Param]) -> list[bytes | None]:
+    return [_encode(param) for param in params]
+
+
+def _reply(result: pq.abc.PGresult) -> Reply:
+    if result.status != pq.ExecStatus.TUPLES_OK:
+        return Reply([], result.command_tuples or 0)
     nfields = result.nfields
     decoders = [_DECODERS[result.ftype(col)] for col in range(nfields)]
     value = result.get_value
@@ -297,4 +362,4 @@ def _rows(result: pq.abc.PGresult | None) -> list[Row]:
             data = value(row, col)
             cells.append(None if data is None else decoders[col](data))
         rows.append(tuple(cells))
-    return rows
+    return Reply(rows, result.command_tuples or len(rows))
