@@ -15,9 +15,17 @@ import orjson
 
 from ...errors import SerializationError, StoreError
 from ...models import Task, TaskError, TaskResult, TaskStatus
+from .._base import Outcome
 from ._wire import Param, Row, array_literal
 
-__all__ = ["dump_json", "enqueue_params", "error_json", "result_from_row", "task_from_row"]
+__all__ = [
+    "dump_json",
+    "enqueue_params",
+    "error_json",
+    "record_params",
+    "result_from_row",
+    "task_from_row",
+]
 
 _INT64: Final = 2**63
 _INT32: Final = 2**31
@@ -71,6 +79,26 @@ def enqueue_params(tasks: Sequence[Task]) -> list[Param]:
         for column, value in zip(columns, values, strict=True):
             column.append(value)
     return [array_literal(column) for column in columns]
+
+
+def record_params(outcomes: Sequence[Outcome]) -> list[Param]:
+    """The ``record`` statement's parameters: one array per field of the outcomes."""
+    return [
+        array_literal([o.task_id for o in outcomes]),
+        array_literal([o.worker_id for o in outcomes]),
+        array_literal(
+            [
+                None
+                if o.error is not None
+                else dump_json(o.value, f"the return value of task {o.task_id}")
+                for o in outcomes
+            ]
+        ),
+        array_literal([error_json(o.error) for o in outcomes]),
+        array_literal([o.at for o in outcomes]),
+        array_literal([o.retry_at for o in outcomes]),
+        array_literal([o.next_eta for o in outcomes]),
+    ]
 
 
 def task_from_row(row: Row) -> Task:

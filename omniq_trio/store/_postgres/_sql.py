@@ -51,8 +51,7 @@ class Statements:
 
     enqueue: Statement
     claim: Statement
-    complete: Statement
-    fail: Statement
+    record: Statement
     release: Statement
     renew: Statement
     reclaim_expired: Statement
@@ -62,6 +61,7 @@ class Statements:
     purge: Statement
     await_results: Statement
     task_state: Statement
+    task_states: Statement
     get_task: Statement
     get_result: Statement
     list_all: Statement
@@ -94,14 +94,6 @@ class Statements:
                 f" || CASE WHEN ({finished}) AND awaited THEN 'f' ELSE '' END)"
             )
             return f"CASE WHEN {letters} <> '' THEN {notify(letters)} END"
-
-        def held_update(assignments: str, work: str, finished: str) -> str:
-            # Change the task only if worker `$2` holds it; a row if it did.
-            return f"""
-            UPDATE {tasks} SET {assignments}, worker_id = NULL, lease_until = NULL
-            WHERE id = $1::text AND status = 'running' AND worker_id = $2::text
-            RETURNING {announce(work, finished)}
-            """
 
         def requeue(selection: str) -> str:
             # Make the RUNNING tasks `selection` picks (and locks) PENDING
@@ -148,48 +140,63 @@ class Statements:
             FROM picked WHERE t.ctid = picked.tid
             RETURNING {_prefixed(TASK_COLUMNS, "t")}, t.queue_seq
             """,
-            # $3 value, $4 at, $5 next_eta (a repeating task's next run)
-            "complete": held_update(
-                f"""
-                status = CASE WHEN $5::float8 IS NULL THEN 'success' ELSE 'pending' END,
-                eta = coalesce($5::float8, eta),
-                queue_seq = CASE WHEN $5::float8 IS NULL THEN queue_seq
-                    ELSE {next_queue_seq} END,
-                attempts = CASE WHEN $5::float8 IS NULL THEN attempts + 1 ELSE 0 END,
-                finished_at = $4::float8, error = NULL,
-                result_status = 'success', result_value = $3::json, result_error = NULL,
-                result_attempts = attempts + 1, result_started_at = started_at,
-                result_finished_at = $4::float8
-                """,
-                work="$5::float8 IS NOT NULL",
-                finished="true",
+            # Outcomes of runs, one per array index: $1 task ids, $2 worker ids,
+            # $3 values (success) or NULL, $4 errors (failure) or NULL, $5 at,
+            # $6 retry_at (RETRYING), $7 next_eta (a repeating task's next
+            # run). Only those whose worker holds the task change it; a retry
+            # keeps the last finished run's result and time. Answers the index
+            # (1-based) of each outcome recorded.
+            "record": f"""
+            WITH outcome AS (
+                SELECT * FROM unnest(
+                    $1::text[], $2::text[], $3::json[], $4::json[], $5::float8[],
+                    $6::float8[], $7::float8[]
+                ) WITH ORDINALITY AS o(id, worker_id, value, error, at, retry_at, next_eta, ord)
             ),
-            # $3 error, $4 at, $5 retry_at (RETRYING), $6 next_eta (a repeating task's next run)
-            "fail": held_update(
-                f"""
-                status = CASE WHEN $5::float8 IS NOT NULL THEN 'retrying'
-                    WHEN $6::float8 IS NOT NULL THEN 'pending' ELSE 'failed' END,
-                eta = coalesce($5::float8, $6::float8, eta),
-                queue_seq = CASE WHEN coalesce($5::float8, $6::float8) IS NULL THEN queue_seq
-                    ELSE {next_queue_seq} END,
-                attempts = CASE WHEN $5::float8 IS NULL AND $6::float8 IS NOT NULL THEN 0
-                    ELSE attempts + 1 END,
-                error = $3::json,
-                finished_at = CASE WHEN $5::float8 IS NULL THEN $4::float8 ELSE finished_at END,
-                result_status = CASE WHEN $5::float8 IS NULL THEN 'failed'
-                    ELSE result_status END,
-                result_value = CASE WHEN $5::float8 IS NULL THEN NULL ELSE result_value END,
-                result_error = CASE WHEN $5::float8 IS NULL THEN $3::json ELSE result_error END,
-                result_attempts = CASE WHEN $5::float8 IS NULL THEN attempts + 1
-                    ELSE result_attempts END,
-                result_started_at = CASE WHEN $5::float8 IS NULL THEN started_at
-                    ELSE result_started_at END,
-                result_finished_at = CASE WHEN $5::float8 IS NULL THEN $4::float8
-                    ELSE result_finished_at END
-                """,
-                work="coalesce($5::float8, $6::float8) IS NOT NULL",
-                finished="$5::float8 IS NULL",
+            held AS (
+                SELECT t.ctid AS tid, o.* FROM outcome o JOIN {tasks} t ON t.id = o.id
+                WHERE t.status = 'running' AND t.worker_id = o.worker_id
+                ORDER BY t.seq
+                FOR UPDATE OF t
             ),
+            done AS (
+                UPDATE {tasks} t SET
+                    status = CASE
+                        WHEN h.retry_at IS NOT NULL THEN 'retrying'
+                        WHEN h.next_eta IS NOT NULL THEN 'pending'
+                        WHEN h.error IS NULL THEN 'success'
+                        ELSE 'failed' END,
+                    eta = coalesce(h.retry_at, h.next_eta, t.eta),
+                    queue_seq = CASE WHEN coalesce(h.retry_at, h.next_eta) IS NULL
+                        THEN t.queue_seq ELSE {next_queue_seq} END,
+                    attempts = CASE WHEN h.retry_at IS NULL AND h.next_eta IS NOT NULL
+                        THEN 0 ELSE t.attempts + 1 END,
+                    error = h.error,
+                    worker_id = NULL,
+                    lease_until = NULL,
+                    finished_at = CASE WHEN h.retry_at IS NULL THEN h.at ELSE t.finished_at END,
+                    result_status = CASE WHEN h.retry_at IS NOT NULL THEN t.result_status
+                        WHEN h.error IS NULL THEN 'success' ELSE 'failed' END,
+                    result_value = CASE WHEN h.retry_at IS NOT NULL THEN t.result_value
+                        ELSE h.value END,
+                    result_error = CASE WHEN h.retry_at IS NOT NULL THEN t.result_error
+                        ELSE h.error END,
+                    result_attempts = CASE WHEN h.retry_at IS NOT NULL THEN t.result_attempts
+                        ELSE t.attempts + 1 END,
+                    result_started_at = CASE WHEN h.retry_at IS NOT NULL
+                        THEN t.result_started_at ELSE t.started_at END,
+                    result_finished_at = CASE WHEN h.retry_at IS NOT NULL
+                        THEN t.result_finished_at ELSE h.at END
+                FROM held h WHERE t.ctid = h.tid
+                RETURNING h.ord, {
+                announce(
+                    work="coalesce(h.retry_at, h.next_eta) IS NOT NULL",
+                    finished="h.retry_at IS NULL",
+                )
+            }
+            )
+            SELECT ord FROM done
+            """,
             # $1 ids, $2 worker_id. Released tasks queue again in the order
             # given (`ord`), after locking in `seq` order.
             "release": requeue(
@@ -276,6 +283,9 @@ class Statements:
             """,
             # why a change was refused
             "task_state": f"SELECT status, worker_id FROM {tasks} WHERE id = $1::text",
+            "task_states": f"""
+            SELECT id, status, worker_id FROM {tasks} WHERE id = ANY ($1::text[])
+            """,
             "get_task": f"SELECT {TASK_COLUMNS} FROM {tasks} WHERE id = $1::text",
             "get_result": f"SELECT {RESULT_COLUMNS} FROM {tasks} WHERE id = $1::text",
             "list_all": f"SELECT {TASK_COLUMNS} FROM {tasks} ORDER BY seq LIMIT $1::bigint",

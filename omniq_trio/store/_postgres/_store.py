@@ -6,7 +6,7 @@ import logging
 import re
 import secrets
 from collections.abc import Sequence
-from typing import Any, Final, NoReturn, final
+from typing import Any, Final, final
 
 import trio
 
@@ -21,11 +21,11 @@ from ...errors import (
     TaskNotFoundError,
 )
 from ...models import Task, TaskError, TaskResult, TaskStatus
-from .._base import Change, Store, StoreStats
+from .._base import Change, Outcome, Store, StoreStats
 from .._index import DuplicateTaskError
 from ._listener import Listener
 from ._pool import ConnectionPool
-from ._rows import dump_json, enqueue_params, error_json, result_from_row, task_from_row
+from ._rows import enqueue_params, record_params, result_from_row, task_from_row
 from ._schema import migrate
 from ._sql import CHANGE_CODES, Statements
 from ._wire import (
@@ -249,14 +249,9 @@ class PostgresStore(Store):
         at: float,
         next_eta: float | None = None,
     ) -> None:
-        value_json = dump_json(value, f"the return value of task {task_id}")
-        if not await self._change(
-            self._sql.complete, [task_id, worker_id, value_json, at, next_eta]
-        ):
-            await self._not_held(task_id, worker_id)
-        self._notify(Change.FINISHED)
-        if next_eta is not None:
-            self._notify(Change.WORK)
+        outcome = Outcome(task_id, worker_id, at, value, next_eta=next_eta)
+        if (error := (await self.record([outcome]))[0]) is not None:
+            raise error
 
     async def fail(
         self,
@@ -268,13 +263,49 @@ class PostgresStore(Store):
         retry_at: float | None = None,
         next_eta: float | None = None,
     ) -> None:
-        if not await self._change(
-            self._sql.fail, [task_id, worker_id, error_json(error), at, retry_at, next_eta]
-        ):
-            await self._not_held(task_id, worker_id)
-        if retry_at is None:
+        outcome = Outcome(task_id, worker_id, at, error=error, retry_at=retry_at, next_eta=next_eta)
+        if (refused := (await self.record([outcome]))[0]) is not None:
+            raise refused
+
+    async def record(self, outcomes: Sequence[Outcome]) -> list[Exception | None]:
+        """Record outcomes in one statement; see :meth:`Store.record`."""
+        errors: list[Exception | None] = [None] * len(outcomes)
+        if not outcomes:
+            await trio.lowlevel.checkpoint()
+            return errors
+        # two outcomes for one task in one call: the first wins
+        first: dict[str, int] = {}
+        for i, outcome in enumerate(outcomes):
+            if first.setdefault(outcome.task_id, i) != i:
+                errors[i] = LeaseLostError(
+                    outcome.task_id, outcome.worker_id, "outcome given twice"
+                )
+        sent = [i for i in range(len(outcomes)) if errors[i] is None]
+        params = record_params([outcomes[i] for i in sent])
+        recorded = {sent[ord_ - 1] for (ord_,) in await self._change(self._sql.record, params)}
+        refused = [i for i in sent if i not in recorded]
+        if refused:
+            states = {
+                task_id: (status, holder)
+                for task_id, status, holder in await self._read(
+                    self._sql.task_states,
+                    [array_literal([outcomes[i].task_id for i in refused])],
+                )
+            }
+            for i in refused:
+                outcome = outcomes[i]
+                state = states.get(outcome.task_id)
+                errors[i] = (
+                    TaskNotFoundError(outcome.task_id)
+                    if state is None
+                    else _lease_lost(outcome.task_id, outcome.worker_id, *state)
+                )
+        done = [outcomes[i] for i in recorded]
+        if any(o.retry_at is None for o in done):
             self._notify(Change.FINISHED)
-        self._notify(Change.WORK)
+        if any(o.error is not None or o.next_eta is not None for o in done):
+            self._notify(Change.WORK)
+        return errors
 
     async def release(self, task_ids: Sequence[str], *, worker_id: str) -> list[str]:
         ids = list(dict.fromkeys(task_ids))
@@ -387,16 +418,6 @@ class PostgresStore(Store):
         status, holder = rows[0]
         return status, holder
 
-    async def _not_held(self, task_id: str, worker_id: str) -> NoReturn:
-        """Raise why ``worker_id`` could not report on ``task_id``."""
-        status, holder = await self._task_state(task_id)
-        detail = (
-            f"it is {status}"
-            if status != TaskStatus.RUNNING
-            else f"it was handed to {holder} after the lease expired"
-        )
-        raise LeaseLostError(task_id, worker_id, detail)
-
     async def _mark_awaited(self) -> None:
         """Have the tasks whose results are about to be waited for announce their finish."""
         ids, self._awaiting = list(self._awaiting), {}
@@ -416,3 +437,12 @@ class PostgresStore(Store):
 
 def _closed() -> StoreClosedError:
     return StoreClosedError("the PostgreSQL store is closed; open it (async with store:) first")
+
+
+def _lease_lost(task_id: str, worker_id: str, status: str, holder: str | None) -> LeaseLostError:
+    detail = (
+        f"it is {status}"
+        if status != TaskStatus.RUNNING
+        else f"it was handed to {holder} after the lease expired"
+    )
+    return LeaseLostError(task_id, worker_id, detail)
