@@ -72,11 +72,20 @@ class ConnectionPool:
                 if conn.idle and not self._closed:
                     self._idle.append(conn)
                 else:
+                    lost = not conn.open
                     conn.close()
+                    if lost:
+                        # What broke it (a server restart, an administrator
+                        # terminating sessions) most likely broke the idle
+                        # ones too: open fresh ones rather than fail on each.
+                        self._close_idle()
 
     def close(self) -> None:
         """Close idle connections now, busy ones when their round trip ends."""
         self._closed = True
+        self._close_idle()
+
+    def _close_idle(self) -> None:
         idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()

@@ -8,8 +8,12 @@ and returns none; the store then reads the task's state to say why.
 Statements that lock several rows either skip locked ones (claim, renew,
 reclaim, purge: another statement is already changing them) or lock in
 ``seq`` order (release), so no two of them wait for each other in a cycle.
-Rows found by a locking sub-select are then updated by ``ctid``, which the
-lock pins, so no index is searched twice.
+Rows found by a locking sub-select are then updated by ``seq`` (not by
+``ctid``: a row that another transaction changed while we waited for its lock
+has a new ``ctid``, which the statement's snapshot cannot see), through
+``seq = ANY (ARRAY(...))``, which the planner can only serve from the ``seq``
+index: statements run as generic prepared plans, whose row estimates could
+otherwise favour a hash join over a scan of the whole table.
 """
 
 from __future__ import annotations
@@ -38,10 +42,6 @@ CHANGE_CODES: Final = {"work": "w", "finished": "f"}
 
 _CLAIMABLE: Final = "status IN ('pending', 'retrying')"
 _FINISHED: Final = "status IN ('success', 'failed', 'cancelled')"
-
-
-def _prefixed(columns: str, alias: str) -> str:
-    return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
 
 
 @final
@@ -100,11 +100,12 @@ class Statements:
             # again, queued in the order it picked them; their ids in that order.
             return f"""
             WITH picked AS ({selection}),
-            numbered AS (SELECT tid, {next_queue_seq} AS q FROM picked),
+            numbered AS (SELECT seq, {next_queue_seq} AS q FROM picked),
             moved AS (
                 UPDATE {tasks} t SET
                     status = 'pending', worker_id = NULL, lease_until = NULL, queue_seq = n.q
-                FROM numbered n WHERE t.ctid = n.tid
+                FROM numbered n
+                WHERE t.seq = ANY (ARRAY(SELECT seq FROM numbered)) AND t.seq = n.seq
                 RETURNING t.id, n.q
             )
             SELECT id, {notify("'w'")} FROM moved ORDER BY q
@@ -127,18 +128,17 @@ class Statements:
             """,
             # $1 now, $2 limit, $3 worker_id, $4 lease_until
             "claim": f"""
-            WITH picked AS (
-                SELECT ctid AS tid FROM {tasks}
+            UPDATE {tasks} SET
+                status = 'running', worker_id = $3::text, lease_until = $4::float8,
+                started_at = $1::float8
+            WHERE seq = ANY (ARRAY(
+                SELECT seq FROM {tasks}
                 WHERE {_CLAIMABLE} AND eta <= $1::float8
                 ORDER BY priority DESC, eta, queue_seq
                 LIMIT $2::integer
                 FOR UPDATE SKIP LOCKED
-            )
-            UPDATE {tasks} t SET
-                status = 'running', worker_id = $3::text, lease_until = $4::float8,
-                started_at = $1::float8
-            FROM picked WHERE t.ctid = picked.tid
-            RETURNING {_prefixed(TASK_COLUMNS, "t")}, t.queue_seq
+            ))
+            RETURNING {TASK_COLUMNS}, queue_seq
             """,
             # Outcomes of runs, one per array index: $1 task ids, $2 worker ids,
             # $3 values (success) or NULL, $4 errors (failure) or NULL, $5 at,
@@ -154,7 +154,7 @@ class Statements:
                 ) WITH ORDINALITY AS o(id, worker_id, value, error, at, retry_at, next_eta, ord)
             ),
             held AS (
-                SELECT t.ctid AS tid, o.* FROM outcome o JOIN {tasks} t ON t.id = o.id
+                SELECT t.seq, o.* FROM outcome o JOIN {tasks} t ON t.id = o.id
                 WHERE t.status = 'running' AND t.worker_id = o.worker_id
                 ORDER BY t.seq
                 FOR UPDATE OF t
@@ -187,7 +187,8 @@ class Statements:
                         THEN t.result_started_at ELSE t.started_at END,
                     result_finished_at = CASE WHEN h.retry_at IS NOT NULL
                         THEN t.result_finished_at ELSE h.at END
-                FROM held h WHERE t.ctid = h.tid
+                FROM held h
+                WHERE t.seq = ANY (ARRAY(SELECT seq FROM held)) AND t.seq = h.seq
                 RETURNING h.ord, {
                 announce(
                     work="coalesce(h.retry_at, h.next_eta) IS NOT NULL",
@@ -201,8 +202,8 @@ class Statements:
             # given (`ord`), after locking in `seq` order.
             "release": requeue(
                 f"""
-                SELECT tid FROM (
-                    SELECT t.ctid AS tid, t.seq, w.ord
+                SELECT seq FROM (
+                    SELECT t.seq, w.ord
                     FROM unnest($1::text[]) WITH ORDINALITY AS w(id, ord)
                     JOIN {tasks} t ON t.id = w.id
                     WHERE t.status = 'running' AND t.worker_id = $2::text
@@ -214,17 +215,16 @@ class Statements:
             ),
             # $1 worker_id, $2 lease_until. Running tasks are few: scan them all.
             "renew": f"""
-            UPDATE {tasks} t SET lease_until = $2::float8
-            FROM (
-                SELECT ctid AS tid FROM {tasks} WHERE status = 'running' AND worker_id = $1::text
+            UPDATE {tasks} SET lease_until = $2::float8
+            WHERE seq = ANY (ARRAY(
+                SELECT seq FROM {tasks} WHERE status = 'running' AND worker_id = $1::text
                 FOR UPDATE SKIP LOCKED
-            ) h
-            WHERE t.ctid = h.tid
+            ))
             """,
             # $1 now
             "reclaim_expired": requeue(
                 f"""
-                SELECT ctid AS tid FROM {tasks}
+                SELECT seq FROM {tasks}
                 WHERE status = 'running' AND lease_until < $1::float8
                 ORDER BY lease_until, seq
                 FOR UPDATE SKIP LOCKED
@@ -233,7 +233,7 @@ class Statements:
             # what a claim whose reply was lost took: $1 worker_id, $2 its `now`
             "release_claim": requeue(
                 f"""
-                SELECT ctid AS tid FROM {tasks}
+                SELECT seq FROM {tasks}
                 WHERE status = 'running' AND worker_id = $1::text AND started_at = $2::float8
                 ORDER BY seq
                 FOR UPDATE
@@ -261,23 +261,22 @@ class Statements:
             """,
             # $1 finished_before, $2 batch size
             "purge": f"""
-            DELETE FROM {tasks} t USING (
-                SELECT ctid AS tid FROM {tasks}
+            DELETE FROM {tasks}
+            WHERE seq = ANY (ARRAY(
+                SELECT seq FROM {tasks}
                 WHERE {_FINISHED} AND finished_at < $1::float8
                 ORDER BY finished_at
                 LIMIT $2::integer
                 FOR UPDATE SKIP LOCKED
-            ) doomed
-            WHERE t.ctid = doomed.tid
+            ))
             """,
             # $1 ids whose result someone is about to wait for; answers those
             # that have one already (they finished before they were marked)
             "await_results": f"""
             WITH marked AS (
-                UPDATE {tasks} t SET awaited = true
-                FROM unnest($1::text[]) AS w(id)
-                WHERE t.id = w.id AND NOT t.awaited
-                RETURNING t.id, t.result_status
+                UPDATE {tasks} SET awaited = true
+                WHERE id = ANY ($1::text[]) AND NOT awaited
+                RETURNING id, result_status
             )
             SELECT id FROM marked WHERE result_status IS NOT NULL
             """,

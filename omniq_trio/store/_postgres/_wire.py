@@ -207,6 +207,11 @@ class PgConnection:
         return conn
 
     @property
+    def open(self) -> bool:
+        """Whether the connection is still up (as far as libpq knows)."""
+        return self._pgconn.status == pq.ConnStatus.OK
+
+    @property
     def idle(self) -> bool:
         """Open and outside any transaction: safe to hand to the next caller."""
         return (
@@ -331,6 +336,15 @@ class PgConnection:
 
     def _check(self, results: list[pq.abc.PGresult]) -> list[pq.abc.PGresult]:
         """``results``, or the first error among them raised."""
+        if self._pgconn.status != pq.ConnStatus.OK:
+            # the server ended the session ("terminating connection due to
+            # administrator command", a shutdown) in the middle of the round trip
+            reason = next(
+                (r.get_error_message() for r in results if r.status == pq.ExecStatus.FATAL_ERROR),
+                self._pgconn.get_error_message(),
+            )
+            self.close()
+            raise ConnectionLostError(f"lost the connection to PostgreSQL: {reason.strip()}")
         for result in results:
             if result.status == pq.ExecStatus.FATAL_ERROR:
                 field = result.error_field
@@ -340,8 +354,6 @@ class PgConnection:
                     (field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode(),
                     detail.decode() if detail else None,
                 )
-        if self._pgconn.status != pq.ConnStatus.OK:
-            raise ConnectionLostError("lost the connection to PostgreSQL")
         return results
 
 

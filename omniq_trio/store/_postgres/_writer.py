@@ -32,9 +32,11 @@ from ._wire import ConnectionLostError, Param, PgConnection, QueryError, Reply, 
 __all__ = ["GroupCommit"]
 
 
-#: Round trips (transactions) in flight at once. While they are, new changes
-#: queue up and go together in the next one. More than one lets a claim and a
-#: batch of completions overlap instead of taking turns.
+#: Round trips (transactions) in flight at once; changes that come while they
+#: are wait and go together in the next one. One makes the fewest commits. On
+#: the 2-core test machine, where the server and the workers share the CPU,
+#: allowing two (so that a claim and a batch of outcomes could overlap) made
+#: more commits and was no faster; a server with cores to spare may differ.
 MAX_IN_FLIGHT: Final = 1
 
 
