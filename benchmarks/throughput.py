@@ -56,9 +56,11 @@ async def _wait_all_done(omniq: AsyncOmniQ, n: int, poll: float = 0.05) -> None:
         # Counting tasks by status costs a PostgreSQL store a scan of the whole
         # table, which would compete with the workers being measured; while
         # tasks are still waiting to be claimed (an index lookup), we are not done.
-        if await omniq.store.next_due(now=time.time()) is None:
-            if (await omniq.stats()).counts[TaskStatus.SUCCESS] >= n:
-                return
+        if (
+            await omniq.store.next_due(now=time.time()) is None
+            and (await omniq.stats()).counts[TaskStatus.SUCCESS] >= n
+        ):
+            return
         await trio.sleep(poll)
 
 
