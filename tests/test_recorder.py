@@ -1,0 +1,52 @@
+"""The recorder when the store fails: tasks whose outcome could not be written
+go back to the queue, however long the store takes to come back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+import trio
+import trio.testing
+
+from omniq_trio import AsyncOmniQ, Settings, TaskStatus
+from omniq_trio.errors import StoreError
+from omniq_trio.store import MemoryStore, Outcome
+
+
+async def answer() -> int:
+    return 42
+
+
+async def test_tasks_are_released_once_the_store_takes_it(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = MemoryStore()
+    failures = {"record": 1, "release": 3}  # the store is down for a while
+    real_record, real_release = store.record, store.release
+
+    async def record(outcomes: Sequence[Outcome]) -> list[Exception | None]:
+        if failures["record"]:
+            failures["record"] -= 1
+            raise StoreError("connection lost")
+        return await real_record(outcomes)
+
+    async def release(task_ids: Sequence[str], *, worker_id: str) -> list[str]:
+        if failures["release"]:
+            failures["release"] -= 1
+            raise StoreError("connection lost")
+        return await real_release(task_ids, worker_id=worker_id)
+
+    monkeypatch.setattr(store, "record", record)
+    monkeypatch.setattr(store, "release", release)
+    async with AsyncOmniQ(Settings(backend="memory"), store=store) as omniq:
+        task_id = await omniq.enqueue(answer)
+        async with trio.open_nursery() as nursery:
+            pool = omniq.worker(concurrency=1)
+            await nursery.start(pool.run)
+            result = await omniq.get_result(task_id, wait=True, timeout=60)
+            await pool.stop()
+    assert result is not None and result.value == 42
+    assert failures == {"record": 0, "release": 0}
+    task = await store.get_task(task_id)
+    assert (task.status, task.attempts) == (TaskStatus.SUCCESS, 1)  # ran again, recorded once
