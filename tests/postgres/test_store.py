@@ -287,3 +287,18 @@ async def test_a_task_is_never_held_by_two_workers_under_contention(dsn: str, sc
                 nursery.start_soon(work, a if i % 2 else b, f"w{i}")
         assert len(held) == len(tasks)
         assert (await a.stats()).counts[TaskStatus.SUCCESS] == len(tasks)
+
+
+async def test_closing_the_store_under_a_waiter_does_not_break_it(dsn: str, schema: str) -> None:
+    store = PostgresStore(dsn, schema=schema)
+    await store.open()
+    await store.wait_for_change(
+        Change.WORK, store.change_version(Change.WORK), trio.current_time() + FAR
+    )
+    async with trio.open_nursery() as nursery:
+        seen = store.change_version(Change.WORK)
+        nursery.start_soon(store.wait_for_change, Change.WORK, seen, trio.current_time() + 0.2)
+        await trio.testing.wait_all_tasks_blocked()  # it is reading the listening connection
+        await store.aclose()
+    with pytest.raises(StoreError, match="closed"):
+        await store.list_tasks()

@@ -80,6 +80,8 @@ class Listener:
                     self._report(conn)
                 except StoreError as exc:
                     self._lost(exc)
+                except trio.ClosedResourceError:
+                    pass  # the store closed it: the loop finds it gone
 
     def close(self) -> None:
         self._closed = True

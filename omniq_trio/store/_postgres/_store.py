@@ -224,8 +224,10 @@ class PostgresStore(Store):
             # as a worker does not claim twice at the same instant.
             self._unsettled_claims.append((worker_id, now))
             raise
-        rows.sort(key=lambda row: (-row[5], row[6], row[18]))
-        return [task_from_row(row) for row in rows]
+        # RETURNING gives no order: put them in claim order (the last column
+        # is queue_seq, the tie-breaker after priority and eta)
+        claimed = sorted(((task_from_row(row), row[-1]) for row in rows), key=_claim_order)
+        return [task for task, _ in claimed]
 
     async def _settle_claims(self) -> None:
         while self._unsettled_claims:
@@ -283,15 +285,18 @@ class PostgresStore(Store):
         sent = [i for i in range(len(outcomes)) if errors[i] is None]
         params = record_params([outcomes[i] for i in sent])
         recorded = {sent[ord_ - 1] for (ord_,) in await self._change(self._sql.record, params)}
-        refused = [i for i in sent if i not in recorded]
-        if refused:
-            states = {
-                task_id: (status, holder)
-                for task_id, status, holder in await self._read(
-                    self._sql.task_states,
-                    [array_literal([outcomes[i].task_id for i in refused])],
+        done = [outcomes[i] for i in recorded]
+        if any(o.retry_at is None for o in done):
+            self._notify(Change.FINISHED)
+        if any(o.error is not None or o.next_eta is not None for o in done):
+            self._notify(Change.WORK)
+        if refused := [i for i in sent if i not in recorded]:
+            # say why, without letting a cancellation hide that the rest was recorded
+            with trio.CancelScope(shield=True):
+                rows = await self._read(
+                    self._sql.task_states, [array_literal([outcomes[i].task_id for i in refused])]
                 )
-            }
+            states = {task_id: (status, holder) for task_id, status, holder in rows}
             for i in refused:
                 outcome = outcomes[i]
                 state = states.get(outcome.task_id)
@@ -300,11 +305,6 @@ class PostgresStore(Store):
                     if state is None
                     else _lease_lost(outcome.task_id, outcome.worker_id, *state)
                 )
-        done = [outcomes[i] for i in recorded]
-        if any(o.retry_at is None for o in done):
-            self._notify(Change.FINISHED)
-        if any(o.error is not None or o.next_eta is not None for o in done):
-            self._notify(Change.WORK)
         return errors
 
     async def release(self, task_ids: Sequence[str], *, worker_id: str) -> list[str]:
@@ -403,12 +403,13 @@ class PostgresStore(Store):
         if listener is None or self.change_version(change) != seen:
             await super().wait_for_change(change, seen, deadline)
             return
-        if change is Change.FINISHED and self._awaiting:
-            await self._mark_awaited()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(listener.pump)
-            await super().wait_for_change(change, seen, deadline)
-            nursery.cancel_scope.cancel()
+        with trio.move_on_at(deadline):
+            if change is Change.FINISHED and self._awaiting:
+                await self._mark_awaited()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(listener.pump)
+                await super().wait_for_change(change, seen, deadline)
+                nursery.cancel_scope.cancel()
 
     async def _task_state(self, task_id: str) -> tuple[str, str | None]:
         """(status, worker_id) of a task; raises TaskNotFoundError."""
@@ -446,3 +447,8 @@ def _lease_lost(task_id: str, worker_id: str, status: str, holder: str | None) -
         else f"it was handed to {holder} after the lease expired"
     )
     return LeaseLostError(task_id, worker_id, detail)
+
+
+def _claim_order(claimed: tuple[Task, int]) -> tuple[int, float, int]:
+    task, queue_seq = claimed
+    return -task.priority, task.eta, queue_seq

@@ -10,6 +10,7 @@ same 8 bytes on both sides whatever ``extra_float_digits`` says.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import threading
@@ -224,7 +225,12 @@ class PgConnection:
         return self._pgconn.backend_pid
 
     def close(self) -> None:
-        self._pgconn.finish()
+        """Close the connection; a task waiting on its socket gets ``trio.ClosedResourceError``."""
+        pgconn = self._pgconn
+        if pgconn.status == pq.ConnStatus.OK:
+            with contextlib.suppress(RuntimeError):  # outside trio: nobody can be waiting
+                trio.lowlevel.notify_closing(pgconn.socket)
+        pgconn.finish()
 
     async def run(self, calls: Sequence[Call]) -> list[Reply]:
         """Run prepared statements in one transaction and one round trip.
