@@ -1,7 +1,7 @@
 """A producer process for the PostgreSQL process tests.
 
 ``python -m tests.postgres._producer FIRST COUNT RUNS_DIR`` enqueues
-``tests.tasks:log_run(n, RUNS_DIR)`` for n in FIRST .. FIRST+COUNT-1, in
+``tests.tasks:pg_log_run(n, RUNS_DIR)`` for n in FIRST .. FIRST+COUNT-1, in
 small batches, with settings from ``OMNIQ_*`` variables.
 """
 
@@ -21,7 +21,7 @@ async def main(first: int, count: int, runs_dir: str) -> None:
         for start in range(first, first + count, BATCH):
             stop = min(start + BATCH, first + count)
             await omniq.enqueue_many(
-                [Call("tests.tasks:log_run", (n, runs_dir)) for n in range(start, stop)]
+                [Call("tests.tasks:pg_log_run", (n, runs_dir)) for n in range(start, stop)]
             )
 
 

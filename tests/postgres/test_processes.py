@@ -24,7 +24,7 @@ import trio
 from omniq_trio import AsyncOmniQ, Call, Settings, TaskStatus
 from omniq_trio.store._postgres import PostgresStore
 from tests.conftest import ROOT, requires_postgres
-from tests.tasks import read_runs
+from tests.tasks import pg_read_runs
 
 from .conftest import terminate, with_application_name
 
@@ -155,7 +155,7 @@ def test_four_workers_and_two_producers_run_every_task_once(
     statuses = store_tasks(dsn, schema)
     assert len(statuses) == n and set(statuses.values()) == {TaskStatus.SUCCESS}
     assert results(dsn, schema) == {i: i for i in range(n)}
-    runs = read_runs(tmp_path)
+    runs = pg_read_runs(tmp_path)
     executions = collections.Counter(key for key, _, _ in runs)
     # leases (30 s) were live throughout, so no task could be claimed twice:
     # each ran exactly once
@@ -172,7 +172,7 @@ def test_tasks_of_a_killed_worker_come_back_after_the_lease(
 
     async def enqueue() -> list[str]:
         async with AsyncOmniQ(settings(dsn, schema)) as omniq:
-            calls = [Call("tests.tasks:hang_first_run", (k, str(tmp_path), 60.0)) for k in keys]
+            calls = [Call("tests.tasks:pg_hang_first_run", (k, str(tmp_path), 60.0)) for k in keys]
             return await omniq.enqueue_many(calls)
 
     ids = trio.run(enqueue)
@@ -185,7 +185,7 @@ def test_tasks_of_a_killed_worker_come_back_after_the_lease(
 
     survivor = processes.worker(concurrency=2, lease_duration=lease, poll_interval=0.2)
     wait_until(lambda: count_success(dsn, schema) == 2, 60, "the tasks to be run again")
-    runs = read_runs(tmp_path)
+    runs = pg_read_runs(tmp_path)
     for key in keys:
         (_, first_pid), (second_at, second_pid) = sorted(
             (at, pid) for k, pid, at in runs if k == key
@@ -205,7 +205,7 @@ def test_a_worker_recovers_from_terminated_sessions(
     async def enqueue() -> None:
         async with AsyncOmniQ(settings(dsn, schema)) as omniq:
             await omniq.enqueue_many(
-                [Call("tests.tasks:log_run", (i, str(tmp_path))) for i in range(n)]
+                [Call("tests.tasks:pg_log_run", (i, str(tmp_path))) for i in range(n)]
             )
 
     trio.run(enqueue)
@@ -221,7 +221,7 @@ def test_a_worker_recovers_from_terminated_sessions(
     assert terminated >= 3
     wait_until(lambda: count_success(dsn, schema) == n, 120, "every task to succeed")
     assert worker.poll() is None, "the worker kept running"
-    executions = collections.Counter(key for key, _, _ in read_runs(tmp_path))
+    executions = collections.Counter(key for key, _, _ in pg_read_runs(tmp_path))
     assert set(executions) == {str(i) for i in range(n)}  # none lost
     # A task whose outcome was being written when its session ended may run
     # again (at-least-once), but only those.

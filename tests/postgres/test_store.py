@@ -225,42 +225,61 @@ async def test_purge_deletes_in_batches(dsn: str, schema: str) -> None:
         assert (await store.stats()).total == 0
 
 
+def generic_plans(dsn: str, statements: object, calls: dict[str, str]) -> dict[str, str]:
+    """EXPLAIN each statement as the store runs it: prepared, with a generic plan."""
+    plans = {}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        for name, params in calls.items():
+            conn.execute(f"PREPARE p AS {getattr(statements, name).sql.decode()}")
+            plans[name] = "\n".join(r[0] for r in conn.execute(f"EXPLAIN EXECUTE p{params}"))
+            conn.execute("DEALLOCATE p")
+    return plans
+
+
 async def test_indexes_keep_claiming_cheap_among_many_finished_tasks(dsn: str, schema: str) -> None:
     async with PostgresStore(dsn, schema=schema) as store:
         await store.enqueue([make_task() for _ in range(10)])
         statements = store._sql
     table = f'"{schema}".tasks'
-    sql(
+
+    def insert(status: str, count: int) -> None:
+        sql(
+            dsn,
+            f"INSERT INTO {table} (id, func, args, kwargs, status, priority, eta, max_retries, "
+            f"retry_on_timeout, attempts, created_at, finished_at) "
+            f"SELECT '{status}' || g, 'f', '[]', '{{}}', '{status}', 0, {T0}, 0, false, 1, "
+            f"{T0}, {T0} FROM generate_series(1, {count}) g",
+        )
+        sql(dsn, f"ANALYZE {table}")
+
+    insert("success", 50_000)
+    plans = generic_plans(
         dsn,
-        f"INSERT INTO {table} (id, func, args, kwargs, status, priority, eta, max_retries, "
-        f"retry_on_timeout, attempts, created_at, finished_at) "
-        f"SELECT 'done' || g, 'f', '[]', '{{}}', 'success', 0, {T0}, 0, false, 1, {T0}, {T0} "
-        f"FROM generate_series(1, 50000) g",
+        statements,
+        {
+            "claim": f"({T0}, 4, 'w', {T0 + 30})",
+            "next_due": "",
+            "reclaim_expired": f"({T0})",
+            "renew": f"('w', {T0 + 30})",
+            "purge": f"({T0 - 1}, 1000)",
+            "release": "('{success1,success2}', 'w')",
+            "record": "('{success1}', '{w}', '{null}', '{NULL}', '{1}', '{NULL}', '{NULL}')",
+            "await_results": "('{success1}')",
+        },
     )
-    sql(dsn, f"ANALYZE {table}")
-    plans = {}
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        for name, params in [
-            ("claim", f"({T0}, 4, 'w', {T0 + 30})"),
-            ("next_due", ""),
-            ("reclaim_expired", f"({T0})"),
-            ("renew", f"('w', {T0 + 30})"),
-            ("purge", f"({T0 - 1}, 1000)"),
-            ("release", "('{done1,done2}', 'w')"),
-            ("record", "('{done1}', '{w}', '{null}', '{NULL}', '{1}', '{NULL}', '{NULL}')"),
-            ("await_results", "('{done1}')"),
-        ]:
-            conn.execute(f"PREPARE p AS {getattr(statements, name).sql.decode()}")
-            conn.execute("SET plan_cache_mode = force_generic_plan")  # as the store runs it
-            plans[name] = "\n".join(r[0] for r in conn.execute(f"EXPLAIN EXECUTE p{params}"))
-            conn.execute("DEALLOCATE p")
     for name, plan in plans.items():
         assert "Seq Scan on tasks" not in plan, (name, plan)
-    assert "tasks_claim" in plans["claim"]
+    # partial indexes: the finished rows are in none of those the worker reads
+    assert "tasks_claim" in plans["claim"] or "tasks_due" in plans["claim"]
     assert "tasks_due" in plans["next_due"]
     assert "tasks_running" in plans["reclaim_expired"]
     assert "tasks_running" in plans["renew"]
     assert "tasks_finished" in plans["purge"]
+    # a backlog of due tasks is read in claim order, not sorted
+    insert("pending", 20_000)
+    (plan,) = generic_plans(dsn, statements, {"claim": f"({T0}, 4, 'w', {T0 + 30})"}).values()
+    assert "tasks_claim" in plan and "Sort" not in plan, plan
 
 
 async def test_clock_skew_is_measured_at_open(dsn: str, schema: str) -> None:

@@ -7,19 +7,16 @@ from collections.abc import Sequence
 
 import pytest
 import trio
-import trio.testing
 
-from omniq_trio import AsyncOmniQ, Settings, TaskStatus
+from omniq_trio import AsyncOmniQ, TaskStatus
 from omniq_trio.errors import StoreError
 from omniq_trio.store import MemoryStore, Outcome
-
-
-async def answer() -> int:
-    return 42
+from tests.runtime.conftest import SETTINGS, running
+from tests.tasks import RuntimeProbe, rt_sleep
 
 
 async def test_tasks_are_released_once_the_store_takes_it(
-    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+    autojump_clock: trio.abc.Clock, probe: RuntimeProbe, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = MemoryStore()
     failures = {"record": 1, "release": 3}  # the store is down for a while
@@ -39,14 +36,14 @@ async def test_tasks_are_released_once_the_store_takes_it(
 
     monkeypatch.setattr(store, "record", record)
     monkeypatch.setattr(store, "release", release)
-    async with AsyncOmniQ(Settings(backend="memory"), store=store) as omniq:
-        task_id = await omniq.enqueue(answer)
-        async with trio.open_nursery() as nursery:
-            pool = omniq.worker(concurrency=1)
-            await nursery.start(pool.run)
-            result = await omniq.get_result(task_id, wait=True, timeout=60)
-            await pool.stop()
-    assert result is not None and result.value == 42
+    async with AsyncOmniQ(SETTINGS, store=store) as omniq:
+        await store.open()
+        task_id = await omniq.enqueue(rt_sleep, "t", 1.0)
+        async with running(omniq):
+            result = await omniq.get_result(task_id, wait=True)
+    # the lease (30 s) never lapsed: the retried release is what brought it back
+    assert result is not None and result.value == "t"
     assert failures == {"record": 0, "release": 0}
+    assert [label for label, _ in probe.starts] == ["t", "t"]
     task = await store.get_task(task_id)
-    assert (task.status, task.attempts) == (TaskStatus.SUCCESS, 1)  # ran again, recorded once
+    assert (task.status, task.attempts) == (TaskStatus.SUCCESS, 1)
