@@ -81,7 +81,7 @@ class GroupCommit:
                 self._queue.remove(request)
         if request.error is not None:
             raise request.error
-        assert request.reply is not None
+        assert request.reply is not None  # set with `done`, or `error` is
         return request.reply
 
     async def _send_queued(self) -> None:
@@ -109,6 +109,8 @@ class GroupCommit:
             self._ended.set()
             self._ended = trio.Event()
             for request in batch:
+                if request.reply is None and request.error is None:  # we raised: a bug
+                    request.error = StoreError("the round trip failed; see the log")
                 request.done.set()
 
     @staticmethod
