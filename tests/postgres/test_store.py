@@ -271,8 +271,8 @@ async def test_indexes_keep_claiming_cheap_among_many_finished_tasks(dsn: str, s
     for name, plan in plans.items():
         assert "Seq Scan on tasks" not in plan, (name, plan)
     # partial indexes: the finished rows are in none of those the worker reads
-    assert "tasks_claim" in plans["claim"] or "tasks_due" in plans["claim"]
-    assert "tasks_due" in plans["next_due"]
+    assert "tasks_claim" in plans["claim"] and "Sort" not in plans["claim"]
+    assert "tasks_claim" in plans["next_due"]
     assert "tasks_running" in plans["reclaim_expired"]
     assert "tasks_running" in plans["renew"]
     assert "tasks_finished" in plans["purge"]
@@ -280,6 +280,14 @@ async def test_indexes_keep_claiming_cheap_among_many_finished_tasks(dsn: str, s
     insert("pending", 20_000)
     (plan,) = generic_plans(dsn, statements, {"claim": f"({T0}, 4, 'w', {T0 + 30})"}).values()
     assert "tasks_claim" in plan and "Sort" not in plan, plan
+
+
+async def test_next_due_is_the_earliest_eta_over_every_priority(dsn: str, schema: str) -> None:
+    async with PostgresStore(dsn, schema=schema) as store:
+        assert await store.next_due(now=T0) is None
+        etas = {5: T0 + 50, 1: T0 + 10, 0: T0 + 30, -3: T0 + 20}
+        await store.enqueue([make_task(priority=p, eta=eta) for p, eta in etas.items()])
+        assert await store.next_due(now=T0) == T0 + 10
 
 
 async def test_clock_skew_is_measured_at_open(dsn: str, schema: str) -> None:

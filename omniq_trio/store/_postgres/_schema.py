@@ -64,9 +64,11 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     );
     -- Partial indexes hold only the rows they serve, so claiming, expiry and
     -- purging stay fast with millions of finished tasks in the table.
+    -- The one index on claimable rows, in claim order: with a second (say on
+    -- eta alone), a generic plan built while the queue was short would read
+    -- all due rows through it and sort them, on every claim, once it is long.
     CREATE INDEX tasks_claim ON {s}.tasks (priority DESC, eta, queue_seq)
         WHERE status IN ('pending', 'retrying');
-    CREATE INDEX tasks_due ON {s}.tasks (eta) WHERE status IN ('pending', 'retrying');
     -- Running tasks are few (workers x concurrency): renewing a worker's
     -- leases scans them all. An index on worker_id would also match the
     -- lookup by id that completes a task, and the planner, unable to tell

@@ -296,7 +296,22 @@ class Statements:
             SELECT status, count(*), min(created_at) FILTER (WHERE {_CLAIMABLE})
             FROM {tasks} GROUP BY status
             """,
-            "next_due": f"SELECT min(eta) FROM {tasks} WHERE {_CLAIMABLE}",
+            # The earliest eta among claimable tasks, from the claim index:
+            # its first entry at each priority is that priority's earliest
+            # eta, so it looks once per distinct priority, not at every row.
+            "next_due": f"""
+            WITH RECURSIVE level (priority, eta) AS (
+                (SELECT priority, eta FROM {tasks} WHERE {_CLAIMABLE}
+                    ORDER BY priority DESC, eta, queue_seq LIMIT 1)
+                UNION ALL
+                SELECT below.priority, below.eta FROM level, LATERAL (
+                    SELECT priority, eta FROM {tasks}
+                    WHERE {_CLAIMABLE} AND priority < level.priority
+                    ORDER BY priority DESC, eta, queue_seq LIMIT 1
+                ) below
+            )
+            SELECT min(eta) FROM level
+            """,
             "server_time": "SELECT extract(epoch FROM clock_timestamp())::float8",
         }
         return cls(
