@@ -5,15 +5,17 @@ when it shares a transaction with others (see ``_writer``). A change that is
 refused (the task is not held, not found, already finished) changes no row
 and returns none; the store then reads the task's state to say why.
 
-Statements that lock several rows either skip locked ones (claim, renew,
-reclaim, purge: another statement is already changing them) or lock in
-``seq`` order (release), so no two of them wait for each other in a cycle.
-Rows found by a locking sub-select are then updated by ``seq`` (not by
+Statements that lock rows of other workers skip locked ones (claim, renew,
+reclaim, purge: another statement is already changing them); those that wait
+for a lock (record, release, cancel, retry) lock tasks by id, which only the
+primary key can serve. Should two transactions still wait for each other,
+PostgreSQL breaks the cycle with an error and the group commit runs each
+statement again alone. Locked rows are then updated by ``seq`` (not by
 ``ctid``: a row that another transaction changed while we waited for its lock
 has a new ``ctid``, which the statement's snapshot cannot see), through
 ``seq = ANY (ARRAY(...))``, which the planner can only serve from the ``seq``
-index: statements run as generic prepared plans, whose row estimates could
-otherwise favour a hash join over a scan of the whole table.
+index: statements run as generic prepared plans, whose row estimates, made
+from statistics of another day, could otherwise favour a full scan.
 """
 
 from __future__ import annotations
@@ -95,6 +97,16 @@ class Statements:
             )
             return f"CASE WHEN {letters} <> '' THEN {notify(letters)} END"
 
+        def _locked_by_id(id_: str) -> str:
+            # One task, found (and locked) by its id alone. A status condition
+            # here (or pushed down from the caller's, which OFFSET 0 stops)
+            # would let the planner read the index of running tasks instead,
+            # and stale statistics can make it: every running task, per id.
+            # The caller checks status and holder on the locked row.
+            return (
+                f"SELECT seq, status, worker_id FROM {tasks} WHERE id = {id_} FOR UPDATE OFFSET 0"
+            )
+
         def requeue(selection: str) -> str:
             # Make the RUNNING tasks `selection` picks (and locks) PENDING
             # again, queued in the order it picked them; their ids in that order.
@@ -154,10 +166,8 @@ class Statements:
                 ) WITH ORDINALITY AS o(id, worker_id, value, error, at, retry_at, next_eta, ord)
             ),
             held AS (
-                SELECT t.seq, o.* FROM outcome o JOIN {tasks} t ON t.id = o.id
+                SELECT t.seq, o.* FROM outcome o CROSS JOIN LATERAL ({_locked_by_id("o.id")}) t
                 WHERE t.status = 'running' AND t.worker_id = o.worker_id
-                ORDER BY t.seq
-                FOR UPDATE OF t
             ),
             done AS (
                 UPDATE {tasks} t SET
@@ -198,19 +208,13 @@ class Statements:
             )
             SELECT ord FROM done
             """,
-            # $1 ids, $2 worker_id. Released tasks queue again in the order
-            # given (`ord`), after locking in `seq` order.
+            # $1 ids, $2 worker_id. Released tasks queue again in the order given.
             "release": requeue(
                 f"""
-                SELECT seq FROM (
-                    SELECT t.seq, w.ord
-                    FROM unnest($1::text[]) WITH ORDINALITY AS w(id, ord)
-                    JOIN {tasks} t ON t.id = w.id
-                    WHERE t.status = 'running' AND t.worker_id = $2::text
-                    ORDER BY t.seq
-                    FOR UPDATE OF t
-                ) held
-                ORDER BY ord
+                SELECT t.seq FROM unnest($1::text[]) WITH ORDINALITY AS w(id, ord)
+                CROSS JOIN LATERAL ({_locked_by_id("w.id")}) t
+                WHERE t.status = 'running' AND t.worker_id = $2::text
+                ORDER BY w.ord
                 """
             ),
             # $1 worker_id, $2 lease_until. Running tasks are few: scan them all.
