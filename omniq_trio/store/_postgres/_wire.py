@@ -286,6 +286,11 @@ class PgConnection:
         pgconn = self._pgconn
         try:
             pgconn.enter_pipeline_mode()
+            # Plan each statement once, for any parameters: they are written
+            # so that the generic plan is a good one, and PostgreSQL would
+            # otherwise re-plan those whose parameters are arrays on every
+            # run (0.4 ms of a 1.6 ms round trip for a batch of outcomes).
+            pgconn.send_query_params(b"SET plan_cache_mode = force_generic_plan", None)
             for statement in statements:
                 pgconn.send_prepare(statement.name, statement.sql)
             pgconn.pipeline_sync()
