@@ -74,7 +74,6 @@ class Listener:
                     conn = await self._connect()
                     if conn is None:
                         await trio.sleep_forever()
-                        return  # pragma: no cover
                 try:
                     await conn.wait_readable()
                     self._report(conn)
@@ -102,6 +101,9 @@ class Listener:
                 raise
         except StoreError as exc:
             self._lost(exc)
+            return None
+        if self._closed:  # the store closed while we connected
+            conn.close()
             return None
         self._conn = conn
         for letter in self._all_letters:
