@@ -5,13 +5,19 @@ Groups, by prefix (add your own group rather than reusing another's functions):
 * ``rt_*``: the runtime tests (``tests/runtime/``). They report what happened
   inside the task to :data:`rt_probe`, which the tests reset and read.
 * ``seed_*``: the functions of ``seed/run-workers.md``'s examples.
+* ``pg_*``: the PostgreSQL process tests (``tests/postgres/``). Each run
+  appends a line to a file of its process in ``runs_dir``, so a test can
+  count executions independently of what the store says (:func:`pg_read_runs`).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
+import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -181,3 +187,39 @@ def seed_process_task(data: str) -> dict[str, str]:
     """The seed's "Complete Example" task."""
     print(f"Processing: {data}")
     return {"status": "completed", "data": data}
+
+
+# ------------------------------------------------------------------ postgres tasks
+
+
+def _pg_log(runs_dir: str, key: str) -> None:
+    # one small O_APPEND write per run: lines from concurrent runs do not mix
+    with open(Path(runs_dir) / f"{os.getpid()}.runs", "a") as f:
+        f.write(f"{key} {os.getpid()} {time.time()!r}\n")
+
+
+async def pg_log_run(n: int, runs_dir: str) -> int:
+    """Record this run, return ``n``."""
+    _pg_log(runs_dir, str(n))
+    return n
+
+
+async def pg_hang_first_run(key: str, runs_dir: str, seconds: float) -> str:
+    """Record this run; the first run of ``key`` then hangs for ``seconds``
+    (long enough to be killed), later runs return at once."""
+    first = not (Path(runs_dir) / f"{key}.started").exists()
+    _pg_log(runs_dir, key)
+    if first:
+        (Path(runs_dir) / f"{key}.started").touch()
+        await trio.sleep(seconds)
+    return key
+
+
+def pg_read_runs(runs_dir: Path) -> list[tuple[str, int, float]]:
+    """Every run the ``pg_*`` tasks recorded in ``runs_dir``: (key, pid, wall time it started)."""
+    runs = []
+    for path in runs_dir.glob("*.runs"):
+        for line in path.read_text().splitlines():
+            key, pid, at = line.split()
+            runs.append((key, int(pid), float(at)))
+    return runs

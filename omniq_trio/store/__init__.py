@@ -1,4 +1,10 @@
-"""Stores: where tasks live. One contract (:class:`Store`), several homes."""
+"""Stores: where tasks live. One contract (:class:`Store`), several homes.
+
+``PostgresStore`` is imported on first use (``from omniq_trio.store import
+PostgresStore``): it needs psycopg, which only the ``postgres`` extra installs.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from ._base import Change as Change
 from ._base import Outcome as Outcome
@@ -9,6 +15,9 @@ from ._journal import JournalStore as JournalStore
 from ._journal import RepairReport as RepairReport
 from ._journal import repair_journal as repair_journal
 from ._memory import MemoryStore as MemoryStore
+
+if TYPE_CHECKING:
+    from ._postgres import PostgresStore as PostgresStore
 
 __all__ = [
     "Change",
@@ -21,3 +30,11 @@ __all__ = [
     "StoreStats",
     "repair_journal",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PostgresStore":
+        from ._postgres import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,7 +18,7 @@ import trio
 
 from ..errors import InvalidTransitionError, LeaseLostError, TaskNotFoundError
 from ..models import Task, TaskError, TaskStatus
-from ..store import Change, DuplicateTaskError, Store
+from ..store import Change, DuplicateTaskError, Outcome, Store
 
 __all__ = ["STORE_CHECKS", "MakeStore", "check_store"]
 
@@ -218,6 +218,56 @@ async def check_fail_and_retry(make_store: MakeStore) -> None:
         assert (result.status, result.error, result.attempts) == (TaskStatus.FAILED, ERROR, 2)
 
 
+async def check_record(make_store: MakeStore) -> None:
+    """Many outcomes at once: each as ``complete``/``fail`` would, refusals per outcome."""
+    async with make_store(_name()) as store:
+        ok, retried, failed, again, theirs = (make_task(max_retries=1) for _ in range(5))
+        repeating = make_task(interval=60.0)
+        await store.enqueue([ok, retried, failed, again, repeating, theirs])
+        await _claim(store, W1, limit=5)
+        await _claim(store, W2, limit=1)
+        errors = await store.record(
+            [
+                Outcome(ok.id, W1, T0 + 1, value={"v": [1.5]}),
+                Outcome(retried.id, W1, T0 + 1, error=ERROR, retry_at=T0 + 5),
+                Outcome(failed.id, W1, T0 + 2, error=ERROR),
+                Outcome(repeating.id, W1, T0 + 3, value=7, next_eta=T0 + 60),
+                Outcome(theirs.id, W1, T0 + 1, value=1),
+                Outcome("nope", W1, T0 + 1, value=1),
+                Outcome(ok.id, W1, T0 + 9, value=2),
+            ]
+        )
+        kinds = [type(e) if e is not None else None for e in errors]
+        assert kinds == [None, None, None, None, LeaseLostError, TaskNotFoundError, LeaseLostError]
+        assert await store.record([]) == []
+        done = await store.get_task(ok.id)
+        assert (done.status, done.attempts, done.finished_at) == (TaskStatus.SUCCESS, 1, T0 + 1)
+        result = await store.get_result(ok.id)
+        assert result is not None and (result.value, result.finished_at) == ({"v": [1.5]}, T0 + 1)
+        waiting = await store.get_task(retried.id)
+        assert (waiting.status, waiting.eta, waiting.attempts, waiting.error) == (
+            TaskStatus.RETRYING,
+            T0 + 5,
+            1,
+            ERROR,
+        )
+        assert await store.get_result(retried.id) is None
+        gone = await store.get_task(failed.id)
+        assert (gone.status, gone.attempts, gone.finished_at) == (TaskStatus.FAILED, 1, T0 + 2)
+        result = await store.get_result(failed.id)
+        assert result is not None and (result.status, result.error) == (TaskStatus.FAILED, ERROR)
+        next_run = await store.get_task(repeating.id)
+        assert (next_run.status, next_run.eta, next_run.attempts) == (
+            TaskStatus.PENDING,
+            T0 + 60,
+            0,
+        )
+        result = await store.get_result(repeating.id)
+        assert result is not None and result.value == 7
+        assert (await store.get_task(theirs.id)).status is TaskStatus.RUNNING
+        assert (await store.get_task(again.id)).status is TaskStatus.RUNNING
+
+
 async def check_release(make_store: MakeStore) -> None:
     """Release returns held tasks to PENDING uncharged, and ignores others."""
     async with make_store(_name()) as store:
@@ -414,6 +464,7 @@ STORE_CHECKS: Final[tuple[Check, ...]] = (
     check_complete,
     check_repeating_task,
     check_fail_and_retry,
+    check_record,
     check_release,
     check_leases,
     check_cancel,

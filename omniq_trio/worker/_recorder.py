@@ -25,6 +25,10 @@ __all__ = ["OUTCOME_BUFFER", "recorder"]
 OUTCOME_BUFFER: Final = 256
 #: Most outcomes written in one store call.
 MAX_BATCH: Final = 1024
+#: Seconds before releasing tasks whose outcome could not be recorded is
+#: tried again; doubled after each failure, up to the cap.
+RELEASE_RETRY: Final = 0.1
+RELEASE_RETRY_MAX: Final = 5.0
 
 
 async def recorder(
@@ -77,13 +81,7 @@ async def _record(
         # The store could not take them (I/O error, lost connection). Hand the
         # tasks back so they run again rather than sit RUNNING under our lease.
         worker_logger.exception("could not record %d outcome(s); releasing the tasks", len(batch))
-        with cleanup_scope():
-            try:
-                released = await store.release([f.task.id for f in batch], worker_id=worker_id)
-            except Exception:
-                worker_logger.exception("could not release them either; their leases will expire")
-            else:
-                log_task_released(released, "their outcome could not be recorded")
+        await _release([f.task.id for f in batch], store=store, worker_id=worker_id)
         return
     for finished, error in zip(batch, errors, strict=True):
         task, outcome = finished.task, finished.outcome
@@ -100,3 +98,27 @@ async def _record(
         else:
             counters.failed += 1
             log_task_failed(task, outcome.error)
+
+
+async def _release(task_ids: list[str], *, store: Store, worker_id: str) -> None:
+    """Release ``task_ids``, trying until the store takes it.
+
+    Giving up would strand the tasks: the lease keeper goes on renewing every
+    lease this worker holds. Only the stop ends the retries (the waits are
+    not shielded); then the leases are no longer renewed, expire, and the
+    tasks run again elsewhere.
+    """
+    wait = RELEASE_RETRY
+    while True:
+        with cleanup_scope():
+            try:
+                released = await store.release(task_ids, worker_id=worker_id)
+            except Exception:
+                worker_logger.exception(
+                    "could not release them either; trying again in %.1fs", wait
+                )
+            else:
+                log_task_released(released, "their outcome could not be recorded")
+                return
+        await trio.sleep(wait)
+        wait = min(2 * wait, RELEASE_RETRY_MAX)

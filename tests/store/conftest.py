@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ import pytest
 
 from omniq_trio.store import MemoryStore, Store
 from omniq_trio.store._journal import JournalStore
+
+from ..conftest import POSTGRES_DSN, requires_postgres
 
 StoreMaker = Callable[[str], AbstractAsyncContextManager[Store]]
 
@@ -36,13 +39,51 @@ def journal_maker(base: Path, **options: Any) -> StoreMaker:
     return make
 
 
-BACKENDS = ["memory", "journal"]
+def postgres_maker(schemas: list[str]) -> StoreMaker:
+    """Each name is a schema of its own (recorded in ``schemas`` for dropping)."""
+    from omniq_trio.store._postgres import PostgresStore
+
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    names: dict[str, str] = {}
+
+    @asynccontextmanager
+    async def make(name: str) -> AsyncIterator[Store]:
+        schema = names.get(name)
+        if schema is None:
+            schema = names[name] = f"{prefix}_{len(names)}"
+            schemas.append(schema)
+        assert POSTGRES_DSN
+        async with PostgresStore(POSTGRES_DSN, schema=schema) as store:
+            yield store
+
+    return make
+
+
+def drop_schemas(schemas: list[str]) -> None:
+    if not schemas:
+        return
+    import psycopg
+
+    assert POSTGRES_DSN
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+        for schema in schemas:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+BACKENDS = ["memory", "journal", pytest.param("postgres", marks=requires_postgres)]
 
 
 @pytest.fixture(params=BACKENDS)
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreMaker:
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreMaker]:
     if request.param == "memory":
-        return memory_maker()
-    if request.param == "journal":
-        return journal_maker(tmp_path)
-    raise AssertionError(request.param)
+        yield memory_maker()
+    elif request.param == "journal":
+        yield journal_maker(tmp_path)
+    elif request.param == "postgres":
+        schemas: list[str] = []
+        try:
+            yield postgres_maker(schemas)
+        finally:
+            drop_schemas(schemas)
+    else:
+        raise AssertionError(request.param)

@@ -1,0 +1,130 @@
+"""The tables omniq_trio keeps in its PostgreSQL schema, and their upgrades.
+
+``<schema>.schema_version`` records each migration applied. :func:`migrate`
+brings a schema up to :data:`SCHEMA_VERSION` in one ``DO`` block: one round
+trip, one transaction, serialized between processes that open the store at
+the same time by an advisory lock, so it is safe to run on every open.
+
+One row per task holds the task and the result of its last finished run.
+Times are ``double precision`` seconds since the epoch, as the callers give
+them (a ``timestamptz`` would round them to microseconds). Arguments, results
+and errors are ``json`` (not ``jsonb``), which keeps the text as written, so
+they come back exactly: key order, ``1.0`` versus ``1``, ``1e16``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ._wire import PgConnection, QueryError
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate"]
+
+#: Each migration's SQL, in order; ``{s}`` is the quoted schema name. Never
+#: edit a released one: add the next.
+MIGRATIONS: Final[tuple[str, ...]] = (
+    # 1: tasks and their results
+    """
+    CREATE SEQUENCE {s}.queue_seq;
+    CREATE TABLE {s}.tasks (
+        -- enqueue order (list_tasks)
+        seq bigserial NOT NULL UNIQUE,
+        id text PRIMARY KEY,
+        func text NOT NULL,
+        args json NOT NULL,
+        kwargs json NOT NULL,
+        status text NOT NULL CHECK (
+            status IN ('pending', 'running', 'success', 'failed', 'retrying', 'cancelled')
+        ),
+        priority bigint NOT NULL,
+        eta double precision NOT NULL,
+        -- claim order among tasks of equal priority and eta: taken anew each
+        -- time the task is queued (enqueue, release, retry), as in the other stores
+        queue_seq bigint NOT NULL DEFAULT nextval('{s}.queue_seq'),
+        "interval" double precision,
+        max_retries integer NOT NULL,
+        timeout double precision,
+        retry_on_timeout boolean NOT NULL,
+        attempts integer NOT NULL,
+        created_at double precision NOT NULL,
+        started_at double precision,
+        finished_at double precision,
+        worker_id text,
+        lease_until double precision,
+        error json,
+        -- someone waits for this task's result: announce when a run finishes
+        awaited boolean NOT NULL DEFAULT false,
+        -- the last finished run (result_status IS NULL: none yet)
+        result_status text,
+        result_value json,
+        result_error json,
+        result_attempts integer,
+        result_started_at double precision,
+        result_finished_at double precision
+    );
+    -- Partial indexes hold only the rows they serve, so claiming, expiry and
+    -- purging stay fast with millions of finished tasks in the table.
+    -- The one index on claimable rows, in claim order: with a second (say on
+    -- eta alone), a generic plan built while the queue was short would read
+    -- all due rows through it and sort them, on every claim, once it is long.
+    CREATE INDEX tasks_claim ON {s}.tasks (priority DESC, eta, queue_seq)
+        WHERE status IN ('pending', 'retrying');
+    -- Running tasks are few (workers x concurrency): renewing a worker's
+    -- leases scans them all. An index on worker_id would also match the
+    -- lookup by id that completes a task, and the planner, unable to tell
+    -- them apart in a generic plan, could pick it and walk every task the
+    -- worker holds (or held, until vacuum).
+    CREATE INDEX tasks_running ON {s}.tasks (lease_until) WHERE status = 'running';
+    CREATE INDEX tasks_finished ON {s}.tasks (finished_at)
+        WHERE status IN ('success', 'failed', 'cancelled');
+    """,
+)
+
+#: The version this code writes and reads.
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+_NEWER_SCHEMA: Final = "omniq_trio schema too new"
+
+
+def _upgrade_block(schema: str) -> str:
+    s = f'"{schema}"'
+    steps = "\n".join(
+        f"IF v < {n} THEN {sql.format(s=s)}\n"
+        f"INSERT INTO {s}.schema_version (version) VALUES ({n}); END IF;"
+        for n, sql in enumerate(MIGRATIONS, start=1)
+    )
+    return f"""
+DO $omniq$
+DECLARE v integer;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('omniq_trio schema ' || '{schema}'));
+    CREATE SCHEMA IF NOT EXISTS {s};
+    CREATE TABLE IF NOT EXISTS {s}.schema_version (
+        version integer PRIMARY KEY,
+        applied_at timestamptz NOT NULL DEFAULT now()
+    );
+    SELECT coalesce(max(version), 0) INTO v FROM {s}.schema_version;
+    IF v > {SCHEMA_VERSION} THEN
+        RAISE EXCEPTION '{_NEWER_SCHEMA}' USING DETAIL = format(
+            'schema {schema} is at version %s; this omniq_trio knows up to {SCHEMA_VERSION}', v);
+    END IF;
+    {steps}
+END
+$omniq$;
+"""
+
+
+async def migrate(conn: PgConnection, schema: str) -> None:
+    """Create ``schema`` and its tables, or upgrade them, to :data:`SCHEMA_VERSION`.
+
+    Raises ``StoreError`` (a :class:`QueryError`) if the schema was written by
+    a newer omniq_trio.
+    """
+    try:
+        await conn.run_script(_upgrade_block(schema))
+    except QueryError as exc:
+        if str(exc).find(_NEWER_SCHEMA) >= 0:
+            raise QueryError(
+                exc.sqlstate, "upgrade omniq_trio to use this PostgreSQL schema", exc.detail
+            ) from None
+        raise

@@ -1,0 +1,331 @@
+"""What the PostgreSQL store does beyond the shared contract: schema upgrades,
+exact values, atomicity under cancellation, lost connections, LISTEN/NOTIFY,
+batched purges and the indexes behind a fast claim.
+
+These run against a real server but never sleep: they wait for I/O only.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+import trio
+import trio.testing
+
+from omniq_trio.errors import StoreError
+from omniq_trio.models import TaskStatus
+from omniq_trio.store import Change, DuplicateTaskError, Outcome
+from omniq_trio.store._postgres import PostgresStore, _wire
+from omniq_trio.store._postgres._schema import SCHEMA_VERSION
+from omniq_trio.testing._store_checks import T0, make_task
+
+from ..conftest import requires_postgres
+from .conftest import terminate, with_application_name
+
+pytestmark = requires_postgres
+
+#: Long enough that a wait which should be cut short by a notification
+#: visibly was (the test would hang this long and then fail, not pass).
+FAR = 30.0
+
+
+def sql(dsn: str, query: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cur = conn.execute(query)
+        return cur.fetchall() if cur.description else []
+
+
+async def test_schema_is_created_versioned_and_guarded(dsn: str, schema: str) -> None:
+    async with PostgresStore(dsn, schema=schema):
+        pass
+    async with PostgresStore(dsn, schema=schema):  # opening again: nothing to do
+        pass
+    assert sql(dsn, f'SELECT max(version) FROM "{schema}".schema_version') == [(SCHEMA_VERSION,)]
+    sql(dsn, f'INSERT INTO "{schema}".schema_version (version) VALUES (999)')
+    with pytest.raises(StoreError, match="upgrade omniq_trio"):
+        async with PostgresStore(dsn, schema=schema):
+            pass
+
+
+async def test_values_and_times_round_trip_exactly(dsn: str, schema: str) -> None:
+    args = (0.1, 1e16, -0.0, 5e-324, 1.7976931348623157e308, 2**63 - 1, -(2**63), "\x00 ✓ \"'\\")
+    kwargs = {"z": {"b": 1, "a": [1.0, 1]}, "a": None, "{}": "[,]"}
+    task = make_task(args=args, kwargs=kwargs, eta=T0 + 1e-6, created_at=T0 + 0.123456789)
+    async with PostgresStore(dsn, schema=schema) as store:
+        await store.enqueue([task])
+        got = await store.get_task(task.id)
+        assert got == task
+        assert list(got.kwargs) == ["z", "a", "{}"]  # key order kept, as json (not jsonb) does
+        assert [type(a) for a in got.args] == [type(a) for a in args]
+        await store.claim("w", now=T0 + 0.5, limit=1, lease_until=T0 + 30.25)
+        value = {"b": [1e16, 0.1], "a": "Zoë"}
+        await store.complete(task.id, worker_id="w", value=value, at=T0 + 1.000001)
+        result = await store.get_result(task.id)
+        assert result is not None
+        assert (result.value, list(result.value)) == (value, ["b", "a"])
+        assert (result.started_at, result.finished_at) == (T0 + 0.5, T0 + 1.000001)
+
+
+async def test_a_change_cancelled_in_flight_still_completes(dsn: str, schema: str) -> None:
+    task = make_task()
+    returned = False
+    async with PostgresStore(dsn, schema=schema) as store:
+
+        async def enqueue() -> None:
+            nonlocal returned
+            await store.enqueue([task])
+            returned = True  # the call finished despite the cancellation
+            await trio.sleep_forever()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(enqueue)
+            await trio.testing.wait_all_tasks_blocked()  # its round trip is in flight
+            nursery.cancel_scope.cancel()
+        assert returned
+        assert await store.get_task(task.id) == task
+        # and the connection went back clean: the next call on it works
+        assert [t.id for t in await store.list_tasks()] == [task.id]
+
+
+async def test_a_change_cancelled_before_it_is_sent_changes_nothing(dsn: str, schema: str) -> None:
+    task = make_task()
+    async with PostgresStore(dsn, schema=schema) as store:
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await store.enqueue([task])
+        assert scope.cancelled_caught
+        assert await store.list_tasks() == []
+
+
+async def test_changes_made_together_share_a_transaction_but_not_errors(
+    dsn: str, schema: str
+) -> None:
+    first, second, other = make_task(), make_task(), make_task()
+    async with PostgresStore(dsn, schema=schema) as store:
+        await store.enqueue([first])
+        errors: list[Exception] = []
+
+        async def enqueue(tasks: list[object]) -> None:
+            try:
+                await store.enqueue(tasks)  # type: ignore[arg-type]
+            except DuplicateTaskError as exc:
+                errors.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(enqueue, [second])
+            nursery.start_soon(enqueue, [first])  # a duplicate: refused on its own
+            nursery.start_soon(enqueue, [other])
+        assert [type(e).__name__ for e in errors] == ["DuplicateTaskError"]
+        assert {t.id for t in await store.list_tasks()} == {first.id, second.id, other.id}
+
+
+async def test_a_lost_connection_fails_one_call_then_reconnects(dsn: str, schema: str) -> None:
+    name = f"omniq_test_{uuid.uuid4().hex[:8]}"
+    async with PostgresStore(with_application_name(dsn, name), schema=schema) as store:
+        await store.enqueue([make_task()])
+        assert terminate(dsn, name) >= 1
+        with pytest.raises(StoreError, match="lost the connection"):
+            await store.list_tasks()
+        assert len(await store.list_tasks()) == 1
+
+
+async def test_a_claim_whose_reply_is_lost_is_released(
+    dsn: str, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = make_task()
+    async with PostgresStore(dsn, schema=schema) as store:
+        await store.enqueue([task])
+        real_run = _wire.PgConnection.run
+
+        async def run_then_lose_reply(
+            self: _wire.PgConnection, calls: list[_wire.Call]
+        ) -> list[_wire.Reply]:
+            replies = await real_run(self, calls)  # committed ...
+            if any(statement.name == b"omniq_claim" for statement, _ in calls):
+                self.close()  # ... but the reply never arrives
+                raise _wire.ConnectionLostError("connection cut")
+            return replies
+
+        monkeypatch.setattr(_wire.PgConnection, "run", run_then_lose_reply)
+        with pytest.raises(StoreError):
+            await store.claim("w1", now=T0, limit=1, lease_until=T0 + 30)
+        monkeypatch.undo()
+        assert (await store.get_task(task.id)).worker_id == "w1"  # taken, unknown to w1
+        # the next claim first releases what the lost one took
+        (claimed,) = await store.claim("w2", now=T0 + 1, limit=1, lease_until=T0 + 31)
+        assert (claimed.id, claimed.worker_id) == (task.id, "w2")
+
+
+async def test_work_in_one_store_wakes_a_waiter_on_another(dsn: str, schema: str) -> None:
+    async with PostgresStore(dsn, schema=schema) as a, PostgresStore(dsn, schema=schema) as b:
+        # the first wait connects the listener, and returns: something may
+        # have happened before it listened
+        await b.wait_for_change(
+            Change.WORK, b.change_version(Change.WORK), trio.current_time() + FAR
+        )
+        seen = b.change_version(Change.WORK)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(b.wait_for_change, Change.WORK, seen, trio.current_time() + FAR)
+            await trio.testing.wait_all_tasks_blocked()
+            await a.enqueue([make_task()])
+        assert b.change_version(Change.WORK) != seen
+
+
+async def test_an_awaited_result_is_announced_when_it_is_stored(dsn: str, schema: str) -> None:
+    early, late = make_task(), make_task()
+    async with PostgresStore(dsn, schema=schema) as a, PostgresStore(dsn, schema=schema) as b:
+        await a.enqueue([early, late])
+        await a.claim("w", now=T0, limit=2, lease_until=T0 + 30)
+        await b.wait_for_change(
+            Change.FINISHED, b.change_version(Change.FINISHED), trio.current_time() + FAR
+        )
+
+        # finishes after the waiter looked: a notification wakes it
+        seen = b.change_version(Change.FINISHED)
+        assert await b.get_result(late.id) is None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(b.wait_for_change, Change.FINISHED, seen, trio.current_time() + FAR)
+            await trio.testing.wait_all_tasks_blocked()
+            await a.complete(late.id, worker_id="w", value=2, at=T0 + 1)
+        assert b.change_version(Change.FINISHED) != seen
+
+        # finishes between the look and the wait: the wait sees it at once
+        seen = b.change_version(Change.FINISHED)
+        assert await b.get_result(early.id) is None
+        await a.record([Outcome(early.id, "w", T0 + 1, value=1)])
+        await b.wait_for_change(Change.FINISHED, seen, trio.current_time() + FAR)
+        assert b.change_version(Change.FINISHED) != seen
+
+
+async def test_waiting_survives_a_lost_listening_connection(dsn: str, schema: str) -> None:
+    name = f"omniq_test_{uuid.uuid4().hex[:8]}"
+    async with PostgresStore(with_application_name(dsn, name), schema=schema) as store:
+        seen = store.change_version(Change.WORK)
+        await store.wait_for_change(Change.WORK, seen, trio.current_time() + FAR)
+        terminate(dsn, name)
+        # the dead listener is noticed and the wait falls back to its deadline
+        seen = store.change_version(Change.WORK)
+        await store.wait_for_change(Change.WORK, seen, trio.current_time() + 0.2)
+        with pytest.raises(StoreError):  # its other connection was terminated too
+            await store.enqueue([make_task()])
+        await store.enqueue([make_task()])
+
+
+async def test_purge_deletes_in_batches(dsn: str, schema: str) -> None:
+    tasks = [make_task() for _ in range(2_500)]
+    async with PostgresStore(dsn, schema=schema) as store:
+        await store.enqueue(tasks)
+        await store.claim("w", now=T0, limit=len(tasks), lease_until=T0 + 30)
+        outcomes = [Outcome(t.id, "w", T0 + 1 + i / 10_000, value=i) for i, t in enumerate(tasks)]
+        assert await store.record(outcomes) == [None] * len(tasks)
+        assert await store.purge(finished_before=T0 + 2, limit=1_500) == 1_500
+        assert await store.purge(finished_before=T0 + 2) == 1_000
+        assert (await store.stats()).total == 0
+
+
+def generic_plans(dsn: str, statements: object, calls: dict[str, str]) -> dict[str, str]:
+    """EXPLAIN each statement as the store runs it: prepared, with a generic plan."""
+    plans = {}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        for name, params in calls.items():
+            conn.execute(f"PREPARE p AS {getattr(statements, name).sql.decode()}")
+            plans[name] = "\n".join(r[0] for r in conn.execute(f"EXPLAIN EXECUTE p{params}"))
+            conn.execute("DEALLOCATE p")
+    return plans
+
+
+async def test_indexes_keep_claiming_cheap_among_many_finished_tasks(dsn: str, schema: str) -> None:
+    async with PostgresStore(dsn, schema=schema) as store:
+        await store.enqueue([make_task() for _ in range(10)])
+        statements = store._sql
+    table = f'"{schema}".tasks'
+
+    def insert(status: str, count: int) -> None:
+        sql(
+            dsn,
+            f"INSERT INTO {table} (id, func, args, kwargs, status, priority, eta, max_retries, "
+            f"retry_on_timeout, attempts, created_at, finished_at) "
+            f"SELECT '{status}' || g, 'f', '[]', '{{}}', '{status}', 0, {T0}, 0, false, 1, "
+            f"{T0}, {T0} FROM generate_series(1, {count}) g",
+        )
+        sql(dsn, f"ANALYZE {table}")
+
+    insert("success", 50_000)
+    plans = generic_plans(
+        dsn,
+        statements,
+        {
+            "claim": f"({T0}, 4, 'w', {T0 + 30})",
+            "next_due": "",
+            "reclaim_expired": f"({T0})",
+            "renew": f"('w', {T0 + 30})",
+            "purge": f"({T0 - 1}, 1000)",
+            "release": "('{success1,success2}', 'w')",
+            "record": "('{success1}', '{w}', '{null}', '{NULL}', '{1}', '{NULL}', '{NULL}')",
+            "await_results": "('{success1}')",
+        },
+    )
+    for name, plan in plans.items():
+        assert "Seq Scan on tasks" not in plan, (name, plan)
+    # partial indexes: the finished rows are in none of those the worker reads
+    assert "tasks_claim" in plans["claim"] and "Sort" not in plans["claim"]
+    assert "tasks_claim" in plans["next_due"]
+    assert "tasks_running" in plans["reclaim_expired"]
+    assert "tasks_running" in plans["renew"]
+    assert "tasks_finished" in plans["purge"]
+    # a backlog of due tasks is read in claim order, not sorted
+    insert("pending", 20_000)
+    (plan,) = generic_plans(dsn, statements, {"claim": f"({T0}, 4, 'w', {T0 + 30})"}).values()
+    assert "tasks_claim" in plan and "Sort" not in plan, plan
+
+
+async def test_next_due_is_the_earliest_eta_over_every_priority(dsn: str, schema: str) -> None:
+    async with PostgresStore(dsn, schema=schema) as store:
+        assert await store.next_due(now=T0) is None
+        etas = {5: T0 + 50, 1: T0 + 10, 0: T0 + 30, -3: T0 + 20}
+        await store.enqueue([make_task(priority=p, eta=eta) for p, eta in etas.items()])
+        assert await store.next_due(now=T0) == T0 + 10
+
+
+async def test_clock_skew_is_measured_at_open(dsn: str, schema: str) -> None:
+    async with PostgresStore(dsn, schema=schema) as store:
+        assert store.clock_skew is not None
+        assert abs(store.clock_skew) < 5  # same machine
+
+
+async def test_a_task_is_never_held_by_two_workers_under_contention(dsn: str, schema: str) -> None:
+    tasks = [make_task() for _ in range(200)]
+    held: dict[str, str] = {}
+    async with PostgresStore(dsn, schema=schema) as a, PostgresStore(dsn, schema=schema) as b:
+        await a.enqueue(tasks)
+
+        async def work(store: PostgresStore, worker: str) -> None:
+            while claimed := await store.claim(worker, now=T0, limit=3, lease_until=T0 + 30):
+                for task in claimed:
+                    assert held.setdefault(task.id, worker) == worker
+                outcomes = [Outcome(t.id, worker, T0 + 1, value=None) for t in claimed]
+                assert await store.record(outcomes) == [None] * len(claimed)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(4):
+                nursery.start_soon(work, a if i % 2 else b, f"w{i}")
+        assert len(held) == len(tasks)
+        assert (await a.stats()).counts[TaskStatus.SUCCESS] == len(tasks)
+
+
+async def test_closing_the_store_under_a_waiter_does_not_break_it(dsn: str, schema: str) -> None:
+    store = PostgresStore(dsn, schema=schema)
+    await store.open()
+    await store.wait_for_change(
+        Change.WORK, store.change_version(Change.WORK), trio.current_time() + FAR
+    )
+    async with trio.open_nursery() as nursery:
+        seen = store.change_version(Change.WORK)
+        nursery.start_soon(store.wait_for_change, Change.WORK, seen, trio.current_time() + 0.2)
+        await trio.testing.wait_all_tasks_blocked()  # it is reading the listening connection
+        await store.aclose()
+    with pytest.raises(StoreError, match="closed"):
+        await store.list_tasks()
