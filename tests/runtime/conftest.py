@@ -20,7 +20,11 @@ from omniq_trio import AsyncOmniQ, Settings, WorkerPool
 from tests.tasks import RuntimeProbe, rt_probe
 
 #: Deterministic settings: no jitter, sync tasks on the trio thread.
-SETTINGS = Settings(backend="memory", retry_jitter=0, sync_tasks="inline")
+# Virtual time runs for days in these tests, and jumps while worker threads
+# run: results must outlive it, or the lease keeper purges them mid-test.
+SETTINGS = Settings(
+    backend="memory", retry_jitter=0, sync_tasks="inline", result_ttl=365 * 86_400.0
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
