@@ -32,7 +32,6 @@ import attrs
 import trio
 from trio_util import AsyncValue
 
-from ..errors import InvalidTransitionError, LeaseLostError, TaskNotFoundError
 from ..models import Task, TaskError, TaskResult, TaskStatus
 
 __all__ = ["Change", "Outcome", "Store", "StoreStats"]
@@ -130,6 +129,20 @@ class Store(trio.abc.AsyncResource):
         """
 
     @abstractmethod
+    async def record(self, outcomes: Sequence[Outcome]) -> list[Exception | None]:
+        """Record how runs ended, all in one write.
+
+        Each outcome makes its task SUCCESS (or, for a repeating task, PENDING
+        again at ``next_eta`` with the result stored), RETRYING due at
+        ``retry_at``, or FAILED (PENDING at ``next_eta`` if it repeats), as the
+        outcome says. Returns, per outcome, ``None`` or the error that outcome
+        alone raised: ``LeaseLostError`` when its worker no longer holds the
+        task (cancelled, or reclaimed after its lease expired),
+        ``TaskNotFoundError``; one outcome's error does not stop the others,
+        and a refused outcome changes nothing. An error of the store itself
+        (I/O, connection) raises.
+        """
+
     async def complete(
         self,
         task_id: str,
@@ -139,13 +152,9 @@ class Store(trio.abc.AsyncResource):
         at: float,
         next_eta: float | None = None,
     ) -> None:
-        """Record a successful run: SUCCESS with ``value`` as result, or, for a
-        repeating task, the result and PENDING again at ``next_eta``.
+        """Record one successful run (see :meth:`record`); raises what it refuses with."""
+        await self._record_one(Outcome(task_id, worker_id, at, value, next_eta=next_eta))
 
-        Raises ``LeaseLostError`` if ``worker_id`` no longer holds the task.
-        """
-
-    @abstractmethod
     async def fail(
         self,
         task_id: str,
@@ -156,49 +165,14 @@ class Store(trio.abc.AsyncResource):
         retry_at: float | None = None,
         next_eta: float | None = None,
     ) -> None:
-        """Record a failed run: RETRYING due at ``retry_at``; or the FAILED result
-        and, for a repeating task, PENDING again at ``next_eta``; or FAILED.
+        """Record one failed run (see :meth:`record`); raises what it refuses with."""
+        outcome = Outcome(task_id, worker_id, at, error=error, retry_at=retry_at, next_eta=next_eta)
+        await self._record_one(outcome)
 
-        Raises ``LeaseLostError`` if ``worker_id`` no longer holds the task.
-        """
-
-    async def record(self, outcomes: Sequence[Outcome]) -> list[Exception | None]:
-        """Record many outcomes at once (as :meth:`complete` / :meth:`fail` each).
-
-        Returns, per outcome, ``None`` or the error that outcome alone raised
-        (``LeaseLostError``, ``TaskNotFoundError``); one outcome's error does
-        not stop the others. An error of the store itself (I/O, connection)
-        raises. This default makes one call per outcome, concurrently; stores
-        override it to write them together.
-        """
-        errors: list[Exception | None] = [None] * len(outcomes)
-
-        async def one(i: int, outcome: Outcome) -> None:
-            try:
-                if outcome.error is None:
-                    await self.complete(
-                        outcome.task_id,
-                        worker_id=outcome.worker_id,
-                        value=outcome.value,
-                        at=outcome.at,
-                        next_eta=outcome.next_eta,
-                    )
-                else:
-                    await self.fail(
-                        outcome.task_id,
-                        worker_id=outcome.worker_id,
-                        error=outcome.error,
-                        at=outcome.at,
-                        retry_at=outcome.retry_at,
-                        next_eta=outcome.next_eta,
-                    )
-            except (InvalidTransitionError, LeaseLostError, TaskNotFoundError) as exc:
-                errors[i] = exc
-
-        async with trio.open_nursery() as nursery:
-            for i, outcome in enumerate(outcomes):
-                nursery.start_soon(one, i, outcome)
-        return errors
+    async def _record_one(self, outcome: Outcome) -> None:
+        (refused,) = await self.record([outcome])
+        if refused is not None:
+            raise refused
 
     @abstractmethod
     async def release(self, task_ids: Sequence[str], *, worker_id: str) -> list[str]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ..errors import InvalidTransitionError, LeaseLostError, TaskNotFoundError
-from ..models import Task, TaskError, TaskResult, TaskStatus
+from ..models import Task, TaskResult, TaskStatus
 from ._base import Change, Outcome, Store, StoreStats
 from ._events import Cancelled, Completed, Event, Failed, Put, Released, Retried
 from ._index import DuplicateTaskError, TaskIndex
@@ -98,43 +98,6 @@ class IndexedStore(Store):
             return [event], lambda: [index.tasks[task_id] for task_id in event.ids]
 
         return await self._commit(plan)
-
-    async def complete(
-        self,
-        task_id: str,
-        *,
-        worker_id: str,
-        value: Any,
-        at: float,
-        next_eta: float | None = None,
-    ) -> None:
-        await self._commit(
-            lambda index: (
-                [index.complete_event(task_id, worker_id, value, at=at, next_eta=next_eta)],
-                _none,
-            )
-        )
-
-    async def fail(
-        self,
-        task_id: str,
-        *,
-        worker_id: str,
-        error: TaskError,
-        at: float,
-        retry_at: float | None = None,
-        next_eta: float | None = None,
-    ) -> None:
-        await self._commit(
-            lambda index: (
-                [
-                    index.fail_event(
-                        task_id, worker_id, error, at=at, retry_at=retry_at, next_eta=next_eta
-                    )
-                ],
-                _none,
-            )
-        )
 
     async def record(self, outcomes: Sequence[Outcome]) -> list[Exception | None]:
         def plan(index: TaskIndex) -> Plan[list[Exception | None]]:

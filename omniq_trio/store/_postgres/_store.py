@@ -6,7 +6,7 @@ import logging
 import re
 import secrets
 from collections.abc import Sequence
-from typing import Any, Final, final
+from typing import Final, final
 
 import trio
 
@@ -20,7 +20,7 @@ from ...errors import (
     StoreError,
     TaskNotFoundError,
 )
-from ...models import Task, TaskError, TaskResult, TaskStatus
+from ...models import Task, TaskResult, TaskStatus
 from .._base import Change, Outcome, Store, StoreStats
 from .._index import DuplicateTaskError
 from ._listener import Listener
@@ -241,33 +241,6 @@ class PostgresStore(Store):
                 )
                 self._notify(Change.WORK)
             self._unsettled_claims.pop(0)
-
-    async def complete(
-        self,
-        task_id: str,
-        *,
-        worker_id: str,
-        value: Any,
-        at: float,
-        next_eta: float | None = None,
-    ) -> None:
-        outcome = Outcome(task_id, worker_id, at, value, next_eta=next_eta)
-        if (error := (await self.record([outcome]))[0]) is not None:
-            raise error
-
-    async def fail(
-        self,
-        task_id: str,
-        *,
-        worker_id: str,
-        error: TaskError,
-        at: float,
-        retry_at: float | None = None,
-        next_eta: float | None = None,
-    ) -> None:
-        outcome = Outcome(task_id, worker_id, at, error=error, retry_at=retry_at, next_eta=next_eta)
-        if (refused := (await self.record([outcome]))[0]) is not None:
-            raise refused
 
     async def record(self, outcomes: Sequence[Outcome]) -> list[Exception | None]:
         """Record outcomes in one statement; see :meth:`Store.record`."""
