@@ -13,7 +13,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from ..errors import InvalidTransitionError, LeaseLostError, TaskNotFoundError
@@ -100,9 +100,6 @@ class TaskIndex:
             tasks = (t for t in tasks if t.status is status)
         return list(itertools.islice(tasks, limit))
 
-    def held_by(self, worker_id: str) -> frozenset[str]:
-        return frozenset(self._held.get(worker_id, ()))
-
     def next_due(self, now: float) -> float | None:
         """The earliest eta of a claimable task (``now`` or earlier if one is due)."""
         self._promote(now)
@@ -124,12 +121,6 @@ class TaskIndex:
             if task.status in CLAIMABLE_STATUSES:
                 return task
         return None
-
-    def dead_count(self) -> int:
-        """Tasks whose records no longer matter once their results expire: finished ones."""
-        return sum(self.counts[s] for s in FINISHED_STATUSES)
-
-    # ----------------------------------------------------------- event builders
 
     def enqueue_event(self, task: Task) -> Put:
         if task.id in self.tasks:
@@ -368,11 +359,6 @@ class TaskIndex:
         Retried: _apply_retried,
         Purged: _apply_purged,
     }
-
-    def snapshot(self) -> Iterator[Put]:
-        """Events that rebuild the current state in a fresh index (for compaction)."""
-        for task_id, task in self.tasks.items():
-            yield Put(task, self.results.get(task_id))
 
     # ----------------------------------------------------------------- helpers
 
