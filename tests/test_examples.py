@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -10,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-import omniq_trio
 from tests.conftest import POSTGRES_DSN, ROOT, requires_postgres
 
 EXAMPLES = ROOT / "examples"
@@ -56,10 +54,6 @@ def test_async_workers(tmp_path: Path) -> None:
     assert lines[1].startswith("Workers stopped after ") and len(lines) == 2
 
 
-@pytest.mark.skipif(
-    not hasattr(omniq_trio, "OmniQ"),
-    reason="omniq_trio.OmniQ (the sync wrapper) is not merged yet: needs the CLI/PostgreSQL branch",
-)
 def test_quickstart_sync(tmp_path: Path) -> None:
     out = run_example("quickstart_sync.py", tmp_path)
     assert "enqueued 4 tasks" in out
@@ -133,8 +127,6 @@ def test_test_with_mockclock_passes_under_pytest(tmp_path: Path) -> None:
 
 @requires_postgres
 def test_postgres_workers(tmp_path: Path) -> None:
-    if importlib.util.find_spec("omniq_trio.store._postgres") is None:
-        pytest.skip("the PostgreSQL store is not merged yet: needs the CLI/PostgreSQL branch")
     assert POSTGRES_DSN is not None
     out = run_example("postgres_workers.py", tmp_path, POSTGRES_DSN, timeout=120)
     assert "enqueued 300 tasks for 3 worker processes" in out

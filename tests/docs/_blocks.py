@@ -28,6 +28,12 @@ import attrs
 _FENCE: Final = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>```+|~~~+)\s*(?P<info>[^`]*)$")
 _MARKER: Final = re.compile(r"^\s*<!--\s*not-runnable:(?P<reason>.*?)-->\s*$")
 _FILE: Final = re.compile(r"^\s*<!--\s*file:\s*(?P<name>[\w./-]+)\s*-->\s*$")
+_REQUIRES: Final = re.compile(r"^\s*<!--\s*requires:\s*(?P<what>[\w-]+)\s*-->\s*$")
+_SEND: Final = re.compile(
+    r"^\s*<!--\s*send:\s*(?P<signal>SIG[A-Z]+)\s+after\s+(?P<seconds>[\d.]+)\s*s\s*-->\s*$"
+)
+#: what a block may require, and what provides it
+REQUIREMENTS: Final = {"postgres": "OMNIQ_TEST_POSTGRES_DSN"}
 _SNIPPET: Final = re.compile(r'^\s*-{2}8<-{2}\s+"(?P<path>[^"]+)"\s*$')
 
 
@@ -45,6 +51,10 @@ class Block:
     not_runnable: str | None = None
     #: the file name the block is saved as, instead of being run
     file: str | None = None
+    #: what the block needs to run (a key of :data:`REQUIREMENTS`)
+    requires: str | None = None
+    #: the signal that stops the block, and how long after it listens for it
+    send: tuple[str, float] | None = None
 
     @property
     def is_python(self) -> bool:
@@ -69,9 +79,12 @@ def read_blocks(path: Path) -> list[Block]:
     blocks: list[Block] = []
     marker: str | None = None
     file: str | None = None
+    requires: str | None = None
+    send: tuple[str, float] | None = None
     i = 0
     while i < len(lines):
         line = lines[i]
+        pending = (marker, file, requires, send) != (None, None, None, None)
         if found := _MARKER.match(line):
             marker = found["reason"].strip()
             if not marker:
@@ -82,9 +95,19 @@ def read_blocks(path: Path) -> list[Block]:
             file = found["name"]
             i += 1
             continue
+        if found := _REQUIRES.match(line):
+            requires = found["what"]
+            if requires not in REQUIREMENTS:
+                raise ValueError(f"{path}:{i + 1}: unknown requirement {requires!r}")
+            i += 1
+            continue
+        if found := _SEND.match(line):
+            send = (found["signal"], float(found["seconds"]))
+            i += 1
+            continue
         opening = _FENCE.match(line)
         if opening is None:
-            if line.strip() and (marker is not None or file is not None):
+            if line.strip() and pending:
                 raise ValueError(f"{path}:{i}: a marker is not followed by a block")
             i += 1
             continue
@@ -105,10 +128,13 @@ def read_blocks(path: Path) -> list[Block]:
                 code=textwrap.dedent("\n".join(body)) + "\n",
                 not_runnable=marker,
                 file=file,
+                requires=requires,
+                send=send,
             )
         )
-        marker = file = None
+        marker = file = requires = None
+        send = None
         i = j + 1
-    if marker is not None or file is not None:
+    if (marker, file, requires, send) != (None, None, None, None):
         raise ValueError(f"{path}: a marker at the end of the page marks nothing")
     return blocks
