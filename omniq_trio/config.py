@@ -178,6 +178,8 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Settings from ``OMNIQ_*`` variables, then ``overrides``, then defaults.
 
+        A DSN (``OMNIQ_DSN`` or ``dsn=``) with no backend given selects ``"postgres"``.
+
         Raises :class:`~omniq_trio.errors.ConfigError` naming the variable when
         one cannot be parsed, and for ``OMNIQ_*`` names that are not settings
         (a typo would otherwise be silently ignored).
@@ -198,6 +200,8 @@ class Settings:
                 )
             values[name] = _check_env(key, raw, fields[name], _parse_env(key, raw, _resolve(name)))
         values.update(overrides)
+        if values.get("dsn") and "backend" not in values:
+            values["backend"] = "postgres"  # a DSN alone means PostgreSQL
         return cls(**values)
 
 

@@ -128,7 +128,13 @@ def test_test_with_mockclock_passes_under_pytest(tmp_path: Path) -> None:
 @requires_postgres
 def test_postgres_workers(tmp_path: Path) -> None:
     assert POSTGRES_DSN is not None
-    out = run_example("postgres_workers.py", tmp_path, POSTGRES_DSN, timeout=120)
+    try:
+        out = run_example("postgres_workers.py", tmp_path, POSTGRES_DSN, timeout=120)
+    finally:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+            conn.execute("DROP SCHEMA IF EXISTS omniq_example CASCADE")
     assert "enqueued 300 tasks for 3 worker processes" in out
     assert "all 300 tasks succeeded, each run once" in out
     assert out.rstrip().endswith("workers stopped")

@@ -130,7 +130,7 @@ def _parser() -> _Parser:
     )
     p.add_argument(
         "--log-level",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
         type=str.upper,
         help="(OMNIQ_LOG_LEVEL, default INFO)",
     )

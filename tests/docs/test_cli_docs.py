@@ -4,8 +4,8 @@ The reference page names every command, option and ``OMNIQ_*`` variable
 argparse knows. Every ``omniq-trio`` command line in a shell block of the docs
 or the README parses with the real parser, and every command there that sets
 ``OMNIQ_*`` variables sets valid ones and reaches the store it names (a DSN
-with the file backend is the usual slip: ``OMNIQ_DSN`` alone does not choose
-PostgreSQL). Nothing is run: the CLI's own tests run it.
+with the file backend would be the slip). Nothing is run: the CLI's own
+tests run it.
 """
 
 from __future__ import annotations

@@ -98,7 +98,11 @@ DO $omniq$
 DECLARE v integer;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('omniq_trio schema ' || '{schema}'));
-    CREATE SCHEMA IF NOT EXISTS {s};
+    -- CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the
+    -- schema exists: look first, so a role given a schema by its DBA can use it
+    IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = '{schema}') THEN
+        CREATE SCHEMA {s};
+    END IF;
     CREATE TABLE IF NOT EXISTS {s}.schema_version (
         version integer PRIMARY KEY,
         applied_at timestamptz NOT NULL DEFAULT now()
