@@ -140,19 +140,25 @@ async def bench_process(
         )
 
 
+async def _trickle(omniq: AsyncOmniQ, samples: int) -> list[float]:
+    """Enqueue a task every 5 ms; each reports how long it waited to start (ms)."""
+    ids = []
+    for _ in range(samples):
+        ids.append(await omniq.enqueue(since, time.time()))
+        await trio.sleep(0.005)
+    latencies = []
+    for task_id in ids:
+        result = await omniq.get_result(task_id, wait=True, timeout=30)
+        assert result is not None
+        latencies.append(result.value * 1000)
+    return latencies
+
+
 async def bench_latency(settings: Settings, samples: int) -> None:
     async with AsyncOmniQ(settings) as omniq, trio.open_nursery() as nursery:
         pool = omniq.worker(concurrency=4, poll_interval=1.0)
         await nursery.start(pool.run)
-        ids = []
-        for _ in range(samples):
-            ids.append(await omniq.enqueue(since, time.time()))
-            await trio.sleep(0.005)
-        latencies = []
-        for task_id in ids:
-            result = await omniq.get_result(task_id, wait=True, timeout=30)
-            assert result is not None
-            latencies.append(result.value * 1000)
+        latencies = await _trickle(omniq, samples)
         await pool.stop()
     q = statistics.quantiles(latencies, n=100)
     print(
@@ -170,15 +176,7 @@ async def bench_latency_remote(settings: Settings, env: dict[str, str], samples:
             warm_up = await omniq.enqueue(since, time.time())
             await omniq.get_result(warm_up, wait=True, timeout=60)
             await trio.sleep(0.2)
-            ids = []
-            for _ in range(samples):
-                ids.append(await omniq.enqueue(since, time.time()))
-                await trio.sleep(0.005)
-            latencies = []
-            for task_id in ids:
-                result = await omniq.get_result(task_id, wait=True, timeout=30)
-                assert result is not None
-                latencies.append(result.value * 1000)
+            latencies = await _trickle(omniq, samples)
     finally:
         _stop([proc])
     q = statistics.quantiles(latencies, n=100)
