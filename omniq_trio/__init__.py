@@ -13,6 +13,8 @@
 ``OmniQ`` has the same methods, blocking, for code that does not run trio.
 """
 
+from omniq_trio._reexport import publish
+
 from ._call import RESERVED_OPTIONS as RESERVED_OPTIONS
 from ._call import Call as Call
 from ._call import TaskOptionError as TaskOptionError
@@ -89,9 +91,4 @@ __all__ = [
     "serve",
 ]
 
-# Objects defined in private modules report their public path.
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("omniq_trio._"):
-        _obj.__module__ = __name__
-del _name, _obj
+publish(globals(), __all__)

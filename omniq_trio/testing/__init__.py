@@ -7,6 +7,8 @@ nothing is left to run, jumping trio's MockClock over every wait; and
 store: :func:`check_store` runs the contract every store keeps.
 """
 
+from omniq_trio._reexport import publish
+
 from ._asserts import assert_counts as assert_counts
 from ._asserts import assert_task as assert_task
 from ._drain import DEFAULT_DRAIN_TIMEOUT as DEFAULT_DRAIN_TIMEOUT
@@ -29,9 +31,4 @@ __all__ = [
     "open_test_omniq",
 ]
 
-# Objects defined in private modules report their public path.
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("omniq_trio.testing._"):
-        _obj.__module__ = __name__
-del _name, _obj
+publish(globals(), __all__)

@@ -302,6 +302,17 @@ async def test_task_ending_right_at_the_deadline_has_its_outcome_recorded(
         assert (task.status, task.attempts) == (TaskStatus.PENDING, 0)
 
 
+def slow_outcomes(omniq: AsyncOmniQ, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the store take 0.5 s to write outcomes, as a journal's fsync may."""
+    record = omniq.store.record
+
+    async def slow_record(outcomes: Sequence[Outcome]) -> list[Exception | None]:
+        await trio.sleep(0.5)
+        return await record(outcomes)
+
+    monkeypatch.setattr(omniq.store, "record", slow_record)
+
+
 async def test_outcome_being_written_at_the_deadline_is_still_recorded(
     autojump_clock: trio.abc.Clock,
     omniq: AsyncOmniQ,
@@ -311,14 +322,7 @@ async def test_outcome_being_written_at_the_deadline_is_still_recorded(
     # A store that takes a while to write outcomes (a journal's fsync); the
     # stop deadline passes while it writes: the run has ended, it is no
     # straggler, so its outcome is recorded rather than the task run again.
-    store = omniq.store
-    record = store.record
-
-    async def slow_record(outcomes: Sequence[Outcome]) -> list[Exception | None]:
-        await trio.sleep(0.5)
-        return await record(outcomes)
-
-    monkeypatch.setattr(store, "record", slow_record)
+    slow_outcomes(omniq, monkeypatch)
     task_id = await omniq.enqueue(rt_sleep, "a", 5.0)
     async with trio.open_nursery() as nursery:
         pool = omniq.worker()
@@ -341,14 +345,7 @@ async def test_outcomes_waiting_to_be_written_survive_a_cancelled_nursery(
     # The run has ended and its outcome waits for the store (a journal's group
     # commit) when the pool is cancelled from outside: it is still written,
     # not left RUNNING until its lease expires.
-    store = omniq.store
-    record = store.record
-
-    async def slow_record(outcomes: Sequence[Outcome]) -> list[Exception | None]:
-        await trio.sleep(0.5)
-        return await record(outcomes)
-
-    monkeypatch.setattr(store, "record", slow_record)
+    slow_outcomes(omniq, monkeypatch)
     ids = [await omniq.enqueue(rt_sleep, f"t{i}", 5.0) for i in range(3)]
     with trio.move_on_after(5.25):
         async with trio.open_nursery() as nursery:
