@@ -1,0 +1,55 @@
+"""The JSON endpoints: ``/api/overview`` for scripts and monitors, ``/healthz`` for probes."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from ._context import dashboard_of
+
+__all__ = ["healthz", "overview_json"]
+
+
+async def overview_json(request: Request) -> Response:
+    """Counts by status and queue, the oldest wait, live workers, throughput; times in
+    epoch seconds, as ``omniq-trio list --json`` writes them."""
+    dashboard = dashboard_of(request)
+    overview = await dashboard.queries.overview()
+    throughput = dashboard.throughput
+    throughput.record(overview.at, overview.counts)
+    oldest = overview.oldest_waiting_since
+    return JSONResponse(
+        {
+            "at": overview.at,
+            "counts": {status.value: n for status, n in overview.counts.items()},
+            "total": overview.total,
+            "queues": {
+                name: {status.value: n for status, n in counts.items()}
+                for name, counts in overview.queues.items()
+            },
+            "oldest_waiting_since": oldest,
+            "oldest_waiting_age": None if oldest is None else overview.at - oldest,
+            "workers": [
+                {"id": worker.id, "running": list(worker.running)} for worker in overview.workers
+            ],
+            "throughput": {
+                "per_minute": throughput.per_minute(overview.at),
+                "bucket_seconds": throughput.bucket_seconds,
+                "buckets": [
+                    {
+                        "start": bucket.start,
+                        "succeeded": bucket.succeeded,
+                        "failed": bucket.failed,
+                        "sampled": bucket.sampled,
+                    }
+                    for bucket in throughput.series(overview.at)
+                ],
+            },
+        },
+        headers={"cache-control": "no-store"},
+    )
+
+
+async def healthz(request: Request) -> Response:
+    """``ok`` while the server runs; needs no token and says nothing about the tasks."""
+    return PlainTextResponse("ok\n", headers={"cache-control": "no-store"})
