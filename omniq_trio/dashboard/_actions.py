@@ -31,7 +31,7 @@ _DURATION: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 
 
 def parse_duration(text: str) -> float | None:
-    """Seconds in ``"90s"``, ``"15m"``, ``"2h"``, ``"7d"``, ``"1w"`` or ``"30"``; ``None`` if not."""
+    """Seconds in ``"90s"``, ``"15m"``, ``"2h"``, ``"7d"`` or ``"30"``; ``None`` if not one."""
     match = _DURATION.match(text.lower())
     if not match:
         return None
@@ -69,7 +69,9 @@ async def _checked_form(request: Request) -> dict[str, str]:
     return form
 
 
-def _done(request: Request, form: dict[str, str], default: str, notice: str, n: int = 0) -> Response:
+def _done(
+    request: Request, form: dict[str, str], default: str, notice: str, n: int = 0
+) -> Response:
     ok = NOTICES[notice][0] == "ok"
     if "application/json" in request.headers.get("accept", ""):
         text = NOTICES[notice][1].format(n=n)

@@ -65,7 +65,7 @@ class Chart:
 def _nice_ceiling(value: int) -> int:
     """The smallest 1, 2 or 5 times a power of ten that is at least ``value`` (at least 4)."""
     value = max(value, 4)
-    power = 10 ** math.floor(math.log10(value))
+    power = int(10 ** math.floor(math.log10(value)))
     for step in (1, 2, 5, 10):
         if step * power >= value:
             return step * power
@@ -87,13 +87,10 @@ def throughput_chart(series: Sequence[Bucket]) -> Chart:
         failed = plot_height * bucket.failed / top_value
         if bucket.sampled and since_x is None:
             since_x = x
-        title = (
-            f"{clock(bucket.start)}\u2013{clock(bucket.start + bucket.seconds)}: "
-            + (
-                f"{bucket.succeeded} succeeded, {bucket.failed} failed"
-                if bucket.sampled
-                else "not sampled (the dashboard was not running)"
-            )
+        title = f"{clock(bucket.start)}\u2013{clock(bucket.start + bucket.seconds)}: " + (
+            f"{bucket.succeeded} succeeded, {bucket.failed} failed"
+            if bucket.sampled
+            else "not sampled (the dashboard was not running)"
         )
         bars.append(
             Bar(

@@ -121,7 +121,7 @@ def here(request: Request) -> str:
 
 
 def _notice(request: Request) -> Notice | None:
-    code = request.query_params.get("notice")
+    code = request.query_params.get("notice", "")
     if code not in NOTICES:
         return None
     kind, text = NOTICES[code]

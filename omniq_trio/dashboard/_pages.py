@@ -61,10 +61,13 @@ async def tasks_page(request: Request) -> Response:
     if isinstance(where, str):
         return dashboard.error(request, 400, "Bad filter", where)
     queries = dashboard.queries
-    if where.id_prefix is not None and request.query_params.get("cursor") is None:
-        # a whole id goes straight to its task
-        if await queries.task(where.id_prefix) is not None:
-            return RedirectResponse(f"/tasks/{where.id_prefix}", status_code=303)
+    # a whole id goes straight to its task
+    if (
+        where.id_prefix is not None
+        and request.query_params.get("cursor") is None
+        and await queries.task(where.id_prefix) is not None
+    ):
+        return RedirectResponse(f"/tasks/{where.id_prefix}", status_code=303)
     cursor = request.query_params.get("cursor") or None
     rows = await queries.tasks(where, cursor=cursor)
     kept = [(k, v) for k in _FILTER_PARAMS for v in request.query_params.getlist(k) if v]

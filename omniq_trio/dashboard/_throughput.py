@@ -123,5 +123,7 @@ class Throughput:
             try:
                 self.record(*await read())
             except Exception:
-                _logger.warning("throughput sample failed; retrying in %ss", interval, exc_info=True)
+                _logger.warning(
+                    "throughput sample failed; retrying in %ss", interval, exc_info=True
+                )
             await trio.sleep(interval)

@@ -76,6 +76,7 @@ def served_dashboard(settings: Settings = SETTINGS, **options: Any) -> Iterator[
     try:
         yield served
     finally:
+
         async def finish() -> None:
             assert done is not None
             done.set()

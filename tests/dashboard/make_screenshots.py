@@ -59,7 +59,7 @@ async def _final_states(omniq: AsyncOmniQ) -> dict[str, str]:
     failed = await omniq.enqueue(dash_tasks.charge_card, 5012, 2599, currency="EUR")
     await omniq.get_result(failed, wait=True, timeout=10)
     emails = await omniq.list_tasks(status=TaskStatus.SUCCESS)
-    while len(await omniq.list_tasks(status=TaskStatus.RUNNING)) < 2:
+    while len(await omniq.list_tasks(status=TaskStatus.RUNNING)) < 2:  # noqa: ASYNC110
         await trio.sleep(0.05)
     return {"failed": failed, "success": emails[-1].id}
 
@@ -92,7 +92,10 @@ def main() -> None:
                 page.goto(base + path)
                 page.wait_for_selector("main")
                 # the tall pages are cut at the window, as a reader first sees them
-                page.screenshot(path=IMAGES / name, full_page=name.startswith("dashboard-task"))
+                page.screenshot(
+                    path=IMAGES / name,
+                    full_page=name.startswith("dashboard-task-") or name == "dashboard-task.png",
+                )
                 print(f"saved docs/images/{name}")
         served.call(_open_gate)
 

@@ -1,0 +1,172 @@
+"""Every page of the dashboard, as HTML and JSON, over a memory store."""
+
+from __future__ import annotations
+
+import re
+
+import trio
+
+from omniq_trio import AsyncOmniQ, TaskStatus
+from omniq_trio.testing import drain
+from tests.dashboard import dash_tasks
+from tests.dashboard.conftest import Site
+
+
+def count(html: str, status: str) -> int:
+    found = re.search(rf'data-count="{status}">([\d,]+)<', html)
+    assert found, f"no {status} count on the page"
+    return int(found.group(1).replace(",", ""))
+
+
+async def test_the_overview_counts_tasks_by_status(logged_in: Site, autojump_clock: object) -> None:
+    omniq = logged_in.omniq
+    await omniq.enqueue(dash_tasks.send_email, "ada@example.com", "hello")
+    await omniq.enqueue(dash_tasks.charge_card, 7, 1299)
+    page = await logged_in.http.get("/")
+    assert page.status_code == 200
+    assert count(page.text, "pending") == 2
+    assert count(page.text, "total") == 2
+    assert "nothing waiting" not in page.text
+
+    await drain(omniq)
+    page = await logged_in.http.get("/")
+    assert (count(page.text, "pending"), count(page.text, "success")) == (0, 1)
+    assert count(page.text, "failed") == 1
+    assert "nothing waiting" in page.text
+    # the chart saw both finish between the two reads
+    assert "1 succeeded, 1 failed" in page.text
+
+
+async def test_the_overview_json_has_counts_workers_and_throughput(
+    logged_in: Site, autojump_clock: object
+) -> None:
+    omniq = logged_in.omniq
+    await omniq.enqueue(dash_tasks.send_email, "ada@example.com", "hello")
+    before = (await logged_in.http.get("/api/overview")).json()
+    assert before["counts"]["pending"] == 1 and before["total"] == 1
+    assert before["oldest_waiting_age"] >= 0
+    assert before["workers"] == []
+    await drain(omniq)
+    after = (await logged_in.http.get("/api/overview")).json()
+    assert after["counts"]["success"] == 1 and after["oldest_waiting_age"] is None
+    buckets = after["throughput"]["buckets"]
+    assert len(buckets) == 60 and sum(b["succeeded"] for b in buckets) == 1
+
+
+async def test_the_task_list_filters_by_status_function_and_id(
+    logged_in: Site, autojump_clock: object
+) -> None:
+    omniq = logged_in.omniq
+    email = await omniq.enqueue(dash_tasks.send_email, "ada@example.com", "hello")
+    card = await omniq.enqueue(dash_tasks.charge_card, 7, 1299)
+    await drain(omniq)
+    later = await omniq.enqueue(dash_tasks.resize_image, "a.jpg", 64, delay=3600)
+
+    everything = (await logged_in.http.get("/tasks")).text
+    # newest first
+    assert everything.index(later) < everything.index(card) < everything.index(email)
+
+    failed = (await logged_in.http.get("/tasks?status=failed")).text
+    assert card in failed and email not in failed and later not in failed
+    by_func = (await logged_in.http.get(f"/tasks?func={dash_tasks.__name__}:send_email")).text
+    assert email in by_func and card not in by_func
+    by_prefix = (await logged_in.http.get(f"/tasks?id={later[:6]}")).text
+    assert later in by_prefix and email not in by_prefix
+
+    nothing = (await logged_in.http.get("/tasks?status=cancelled")).text
+    assert "No task matches these filters." in nothing
+
+
+async def test_searching_a_whole_id_opens_its_task(logged_in: Site) -> None:
+    task_id = await logged_in.omniq.enqueue(dash_tasks.send_email, "ada@example.com", "hi")
+    response = await logged_in.http.get(f"/tasks?id={task_id}")
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/tasks/{task_id}"
+
+
+async def test_an_unknown_status_filter_is_a_bad_request(logged_in: Site) -> None:
+    response = await logged_in.http.get("/tasks?status=lost")
+    assert response.status_code == 400
+    assert "unknown status &#39;lost&#39;" in response.text
+
+
+async def test_the_task_list_pages_with_a_cursor(logged_in: Site) -> None:
+    omniq = logged_in.omniq
+    ids = [await omniq.enqueue(dash_tasks.send_email, f"u{i}@example.com", "hi") for i in range(55)]
+    first = (await logged_in.http.get("/tasks?status=pending")).text
+    shown = [i for i in ids if i in first]
+    assert shown == ids[5:]  # the 50 newest
+    assert "50 shown of 55" in first
+    found = re.search(r'href="(/tasks\?[^"]*cursor=[^"]*)" rel="next"', first)
+    assert found, "no link to the next page"
+    second = (await logged_in.http.get(found.group(1).replace("&amp;", "&"))).text
+    assert [i for i in ids if i in second] == ids[:5]
+    assert 'rel="next"' not in second
+    assert "status=pending" in found.group(1)  # the filter stays on the next page
+
+
+async def test_a_failed_task_shows_its_call_error_and_traceback(
+    logged_in: Site, autojump_clock: object
+) -> None:
+    task_id = await logged_in.omniq.enqueue(
+        dash_tasks.charge_card, 4001, 2599, currency="<EUR>", max_retries=1
+    )
+    await drain(logged_in.omniq)
+    page = await logged_in.http.get(f"/tasks/{task_id}")
+    assert page.status_code == 200
+    html = page.text
+    assert "tests.dashboard.dash_tasks:charge_card" in html
+    assert "4001" in html and "&#34;&lt;EUR&gt;&#34;" in html  # escaped, never raw HTML
+    assert "<EUR>" not in html
+    assert "card declined for order 4001: insufficient funds" in html
+    assert "Traceback (most recent call last)" in html
+    assert "2 finished, up to 2" in html
+    assert "Retry task" in html and "Cancel task" not in html
+
+
+async def test_a_succeeded_task_shows_its_result(logged_in: Site, autojump_clock: object) -> None:
+    task_id = await logged_in.omniq.enqueue(dash_tasks.resize_image, "cat.jpg", 320)
+    await drain(logged_in.omniq)
+    html = (await logged_in.http.get(f"/tasks/{task_id}")).text
+    assert "&#34;cat-320w.jpg&#34;" in html
+    assert "badge status-success" in html
+    assert "Retry task" not in html and "Cancel task" not in html
+
+
+async def test_an_unknown_task_is_not_found(logged_in: Site) -> None:
+    page = await logged_in.http.get("/tasks/no-such-id")
+    assert page.status_code == 404
+    assert "No task has the id" in page.text
+
+
+async def test_the_workers_page_shows_who_runs_what(
+    logged_in: Site, autojump_clock: object
+) -> None:
+    dash_tasks.reset_gate()
+    omniq: AsyncOmniQ = logged_in.omniq
+    task_id = await omniq.enqueue(dash_tasks.gated, 1)
+    empty = (await logged_in.http.get("/workers")).text
+    assert "No live worker" in empty
+    async with trio.open_nursery() as nursery:
+        pool = omniq.worker(concurrency=2)
+        await nursery.start(pool.run)
+        while (await omniq.get_task(task_id)).status is not TaskStatus.RUNNING:
+            await trio.sleep(0.01)
+        html = (await logged_in.http.get("/workers")).text
+        worker_id = (await omniq.get_task(task_id)).worker_id
+        assert worker_id is not None and worker_id in html
+        assert f'href="/tasks/{task_id}"' in html
+        dash_tasks.gate.set()
+        await pool.stop()
+
+
+async def test_health_needs_no_token(site: Site) -> None:
+    response = await site.http.get("/healthz")
+    assert (response.status_code, response.text) == (200, "ok\n")
+
+
+async def test_static_files_need_no_token(site: Site) -> None:
+    css = await site.http.get("/static/dashboard.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    js = await site.http.get("/static/live.js")
+    assert js.status_code == 200 and "data-live" in js.text
