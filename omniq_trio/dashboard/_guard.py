@@ -34,7 +34,8 @@ _SECURITY_HEADERS: Final = {
     ),
     "x-frame-options": "DENY",
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    # not no-referrer: with it, browsers send "Origin: null" on form posts
+    "referrer-policy": "same-origin",
 }
 
 _UNAUTHORIZED: Final = """<!doctype html>

@@ -78,9 +78,7 @@ async def test_a_foreign_host_header_is_refused_before_the_token(site: Site, hos
 
 @pytest.mark.parametrize("host", ["127.0.0.1:8765", "localhost:8765", "[::1]:8765", "localhost"])
 async def test_loopback_host_headers_are_allowed(site: Site, host: str) -> None:
-    response = await site.http.get(
-        "/", headers={"host": host, "authorization": f"Bearer {TOKEN}"}
-    )
+    response = await site.http.get("/", headers={"host": host, "authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 200
 
 
@@ -148,5 +146,5 @@ async def test_every_response_carries_the_security_headers(logged_in: Site) -> N
         assert "frame-ancestors 'none'" in headers["content-security-policy"], path
         assert "script-src 'self'" in headers["content-security-policy"]
         assert headers["x-frame-options"] == "DENY"
-        assert headers["referrer-policy"] == "no-referrer"
+        assert headers["referrer-policy"] == "same-origin"
     assert (await logged_in.http.get("/")).headers["cache-control"] == "no-store"

@@ -17,9 +17,7 @@ async def pending_task(omniq: AsyncOmniQ) -> str:
 async def test_cancel_with_the_sessions_csrf_token(logged_in: Site) -> None:
     task_id = await pending_task(logged_in.omniq)
     csrf = await logged_in.csrf(f"/tasks/{task_id}")
-    response = await logged_in.post(
-        f"/tasks/{task_id}/cancel", csrf=csrf, next=f"/tasks/{task_id}"
-    )
+    response = await logged_in.post(f"/tasks/{task_id}/cancel", csrf=csrf, next=f"/tasks/{task_id}")
     assert response.status_code == 303
     assert response.headers["location"] == f"/tasks/{task_id}?notice=cancelled"
     assert (await logged_in.omniq.get_task(task_id)).status is TaskStatus.CANCELLED
