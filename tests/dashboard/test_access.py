@@ -55,11 +55,11 @@ async def test_sessions_survive_a_restart_with_the_same_token(omniq: AsyncOmniQ)
     async with client:
         await first.login()
         cookies = dict(client.cookies)
-    second, again = await open_site(omniq)
+    _, again = await open_site(omniq)
     async with again:
         again.cookies.update(cookies)
         assert (await again.get("/")).status_code == 200
-    other, elsewhere = await open_site(omniq, token="another-token")
+    _, elsewhere = await open_site(omniq, token="another-token")
     async with elsewhere:
         elsewhere.cookies.update(cookies)
         assert (await elsewhere.get("/")).status_code == 401
@@ -130,7 +130,7 @@ def test_the_token_comes_from_the_argument_the_environment_or_chance() -> None:
 
 
 async def test_without_a_token_loopback_requests_get_a_session(omniq: AsyncOmniQ) -> None:
-    site, client = await open_site(omniq, token=None, no_token=True)
+    _, client = await open_site(omniq, token=None, no_token=True)
     async with client:
         first = await client.get("/")
         assert first.status_code == 200

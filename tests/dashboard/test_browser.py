@@ -36,7 +36,7 @@ def test_a_browser_watches_the_queue_move_opens_a_task_and_cancels_it() -> None:
 
     dash_tasks.reset_gate()
     with served_dashboard(token="browser-token", refresh_interval=0.2) as served:
-        gated, later = served.call(_enqueue, served.omniq)
+        _, later = served.call(_enqueue, served.omniq)
         with launch_browser() as browser:
             page = browser.new_page()
             page.on("dialog", lambda dialog: dialog.accept())  # "Cancel this task?"

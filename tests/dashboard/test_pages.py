@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import trio
+import trio.testing
 
 from omniq_trio import AsyncOmniQ, TaskStatus
 from omniq_trio.testing import drain
@@ -150,8 +151,8 @@ async def test_the_workers_page_shows_who_runs_what(
     async with trio.open_nursery() as nursery:
         pool = omniq.worker(concurrency=2)
         await nursery.start(pool.run)
-        while (await omniq.get_task(task_id)).status is not TaskStatus.RUNNING:
-            await trio.sleep(0.01)
+        await trio.testing.wait_all_tasks_blocked()  # the task waits at the gate
+        assert (await omniq.get_task(task_id)).status is TaskStatus.RUNNING
         html = (await logged_in.http.get("/workers")).text
         worker_id = (await omniq.get_task(task_id)).worker_id
         assert worker_id is not None and worker_id in html
