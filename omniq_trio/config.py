@@ -206,7 +206,7 @@ class Settings:
 
 
 # OMNIQ_* variables that belong to other tools (tests, benchmarks), not to Settings.
-_NOT_SETTINGS = frozenset({"test_postgres_dsn"})
+_NOT_SETTINGS = frozenset({"test_postgres_dsn", "dashboard_token"})
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:

@@ -237,6 +237,38 @@ def _parser() -> _Parser:
     )
     p.add_argument("--dry-run", action="store_true", help="only say what would be cut")
 
+    p = _command(
+        commands,
+        "dashboard",
+        "Serve the web dashboard: counts, throughput, tasks, workers; cancel, retry, purge.",
+        "  omniq-trio dashboard --base-dir ./omniq_data\n"
+        "  omniq-trio dashboard --dsn postgresql://app@db/app --read-only\n"
+        "It prints the address to open, with its token; Ctrl-C stops it.\n",
+        store,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument(
+        "--port", type=int, default=8765, metavar="N", help="port (default 8765; 0: any free one)"
+    )
+    token = p.add_mutually_exclusive_group()
+    token.add_argument(
+        "--token",
+        metavar="T",
+        help="the token requests must carry (OMNIQ_DASHBOARD_TOKEN; default: a random one)",
+    )
+    token.add_argument(
+        "--no-token", action="store_true", help="no token at all (only on a loopback --host)"
+    )
+    p.add_argument("--read-only", action="store_true", help="hide and refuse every action")
+    p.add_argument(
+        "--allow-host",
+        dest="allowed_hosts",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also accept this Host header (a reverse proxy's name); repeatable",
+    )
+
     _command(
         commands,
         "migrate",

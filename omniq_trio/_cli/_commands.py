@@ -322,6 +322,25 @@ def repair(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def dashboard(args: argparse.Namespace, settings: Settings) -> int:
+    _require_store(settings)
+    try:
+        from ..dashboard._command import run_dashboard
+    except ImportError as exc:
+        raise CliError(
+            f"the dashboard needs its extra: pip install 'omniq-trio[dashboard]' ({exc})"
+        ) from None
+    return run_dashboard(
+        settings,
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        no_token=args.no_token,
+        read_only=args.read_only,
+        allowed_hosts=args.allowed_hosts,
+    )
+
+
 def migrate(args: argparse.Namespace, settings: Settings) -> int:
     if settings.backend != "postgres":
         print(f"nothing to migrate: the {settings.backend} backend keeps no schema")
@@ -342,5 +361,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "purge": purge,
     "compact": compact,
     "repair": repair,
+    "dashboard": dashboard,
     "migrate": migrate,
 }
