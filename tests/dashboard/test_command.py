@@ -29,10 +29,14 @@ def test_the_command_prints_its_address_serves_and_stops_on_sigint(tmp_path: Pat
     task_id = journal_with_one_task(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIQ_")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "omniq_trio", "dashboard", "--port", "0"]
-        + ["--base-dir", str(tmp_path), "--read-only"],
+        [sys.executable, "-m", "omniq_trio", "dashboard", "--port", "0", "--read-only"],
         cwd=ROOT,
-        env={**env, "PYTHONPATH": str(ROOT), "OMNIQ_DASHBOARD_TOKEN": "from-env"},
+        env={
+            **env,
+            "PYTHONPATH": str(ROOT),
+            "OMNIQ_BASE_DIR": str(tmp_path),
+            "OMNIQ_DASHBOARD_TOKEN": "from-env",
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
