@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from ._context import dashboard_of
 
-__all__ = ["healthz", "overview_json"]
+__all__ = ["healthz", "overview_json", "store_failed"]
+
+_logger = logging.getLogger("omniq_trio.dashboard")
 
 
 async def overview_json(request: Request) -> Response:
@@ -53,3 +57,15 @@ async def overview_json(request: Request) -> Response:
 async def healthz(request: Request) -> Response:
     """``ok`` while the server runs; needs no token and says nothing about the tasks."""
     return PlainTextResponse("ok\n", headers={"cache-control": "no-store"})
+
+
+async def store_failed(request: Request, exc: Exception) -> Response:
+    """503 when the store fails (PostgreSQL unreachable, a disk error): the page says
+    so, and the dashboard goes on serving; the next refresh tries again."""
+    _logger.warning("%s %s: the store failed: %s", request.method, request.url.path, exc)
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    if request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", ""):
+        return JSONResponse({"error": message}, status_code=503)
+    return dashboard_of(request).error(
+        request, 503, "The store did not answer", f"{type(exc).__name__}: {message}"
+    )

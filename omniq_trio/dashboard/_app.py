@@ -11,9 +11,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from .._client import AsyncOmniQ
+from ..errors import OmniQError
 from ._access import Access
 from ._actions import cancel_action, purge_action, retry_action
-from ._api import healthz, overview_json
+from ._api import healthz, overview_json, store_failed
 from ._context import Dashboard
 from ._guard import Guard
 from ._pages import overview_page, task_page, tasks_page, workers_page
@@ -59,7 +60,11 @@ def create_app(
     if metrics_app is not None:
         routes.append(Mount("/metrics", app=metrics_app))
     # -----------------------------------------------------------------------
-    app = Starlette(routes=routes, middleware=[Middleware(Guard, access=access)])
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(Guard, access=access)],
+        exception_handlers={OmniQError: store_failed, OSError: store_failed},
+    )
     app.state.dashboard = Dashboard(
         queries=Queries(omniq),
         access=access,

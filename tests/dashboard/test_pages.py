@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import trio
 import trio.testing
 
-from omniq_trio import AsyncOmniQ, TaskStatus
+from omniq_trio import AsyncOmniQ, StoreError, TaskStatus
 from omniq_trio.testing import drain
 from tests.dashboard import dash_tasks
 from tests.dashboard.conftest import Site
@@ -171,3 +172,19 @@ async def test_static_files_need_no_token(site: Site) -> None:
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     js = await site.http.get("/static/live.js")
     assert js.status_code == 200 and "data-live" in js.text
+
+
+async def test_a_failing_store_is_a_503_page_not_a_crash(
+    logged_in: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken() -> None:
+        raise StoreError("connection refused")
+
+    monkeypatch.setattr(logged_in.omniq, "stats", broken)
+    page = await logged_in.http.get("/", headers={"accept": "text/html"})
+    assert page.status_code == 503
+    assert "The store did not answer" in page.text and "connection refused" in page.text
+    api = await logged_in.http.get("/api/overview")
+    assert (api.status_code, api.json()) == (503, {"error": "connection refused"})
+    monkeypatch.undo()
+    assert (await logged_in.http.get("/")).status_code == 200
