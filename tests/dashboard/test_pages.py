@@ -122,7 +122,7 @@ async def test_a_failed_task_shows_its_call_error_and_traceback(
     assert "<EUR>" not in html
     assert "card declined for order 4001: insufficient funds" in html
     assert "Traceback (most recent call last)" in html
-    assert "2 finished, up to 2" in html
+    assert "2 of 2 allowed" in html and "(1 retry)" in html
     assert "Retry task" in html and "Cancel task" not in html
 
 
