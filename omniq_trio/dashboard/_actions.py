@@ -98,8 +98,8 @@ async def cancel_action(request: Request) -> Response:
         return _refusal(exc)
     except TaskNotFoundError:
         return PlainTextResponse(f"404: no task {task_id}\n", 404)
-    except ActionRefused:
-        return _done(request, form, f"/tasks/{task_id}", "not-cancelled")
+    except ActionRefused as refused:
+        return _done(request, form, f"/tasks/{task_id}", refused.code)
     return _done(request, form, f"/tasks/{task_id}", "cancelled")
 
 
@@ -112,8 +112,8 @@ async def retry_action(request: Request) -> Response:
         return _refusal(exc)
     except TaskNotFoundError:
         return PlainTextResponse(f"404: no task {task_id}\n", 404)
-    except ActionRefused:
-        return _done(request, form, f"/tasks/{task_id}", "not-retried")
+    except ActionRefused as refused:
+        return _done(request, form, f"/tasks/{task_id}", refused.code)
     return _done(request, form, f"/tasks/{task_id}", "retried")
 
 
@@ -127,5 +127,6 @@ async def purge_action(request: Request) -> Response:
         return PlainTextResponse(
             "400: older_than must be a duration such as 90s, 15m, 2h or 7d\n", 400
         )
-    purged = await dashboard_of(request).queries.purge(older_than)
+    include_failed = form.get("include_failed", "") not in ("", "0", "off")
+    purged = await dashboard_of(request).queries.purge(older_than, include_failed=include_failed)
     return _done(request, form, "/", "purged", purged)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import attrs
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
@@ -27,14 +28,22 @@ async def overview_json(request: Request) -> Response:
             "at": overview.at,
             "counts": {status.value: n for status, n in overview.counts.items()},
             "total": overview.total,
-            "queues": {
-                name: {status.value: n for status, n in counts.items()}
-                for name, counts in overview.queues.items()
-            },
+            "queues": [
+                {
+                    "name": queue.name,
+                    "counts": {status.value: n for status, n in queue.counts.items()},
+                    "paused": queue.paused,
+                    "limit": None
+                    if queue.limit is None
+                    else {"max_starts": queue.limit.max_starts, "per": queue.limit.per},
+                }
+                for queue in overview.queues
+            ],
             "oldest_waiting_since": oldest,
             "oldest_waiting_age": None if oldest is None else overview.at - oldest,
             "workers": [
-                {"id": worker.id, "running": list(worker.running)} for worker in overview.workers
+                {**attrs.asdict(worker, recurse=False), "running": list(worker.running)}
+                for worker in overview.workers
             ],
             "throughput": {
                 "per_minute": throughput.per_minute(overview.at),

@@ -11,7 +11,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from .._client import AsyncOmniQ
-from ..errors import OmniQError
+from ..errors import StoreError
 from ._access import Access
 from ._actions import cancel_action, purge_action, retry_action
 from ._api import healthz, overview_json, store_failed
@@ -63,7 +63,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=[Middleware(Guard, access=access)],
-        exception_handlers={OmniQError: store_failed, OSError: store_failed},
+        exception_handlers={StoreError: store_failed, OSError: store_failed},
     )
     app.state.dashboard = Dashboard(
         queries=Queries(omniq),

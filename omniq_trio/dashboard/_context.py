@@ -37,6 +37,10 @@ NOTICES: Final[Mapping[str, tuple[str, str]]] = {
     "not-cancelled": ("warn", "The task had already finished: nothing was cancelled."),
     "retried": ("ok", "The task is pending again, with a fresh retry budget."),
     "not-retried": ("warn", "Only a failed task can be retried."),
+    "retry-held": (
+        "warn",
+        "Not retried: another live task holds its unique key; retry it once that one finishes.",
+    ),
     "purged": ("ok", "Purged {n} finished task(s)."),
 }
 #: Query parameters that belong to a notice, not to the page.

@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from ..models import TaskStatus
 from ._chart import throughput_chart
 from ._context import dashboard_of
-from ._queries import TaskFilter
+from ._queries import BadQuery, TaskFilter
 
 __all__ = ["overview_page", "task_page", "tasks_page", "workers_page"]
 
@@ -33,6 +33,7 @@ async def overview_page(request: Request) -> Response:
         window_minutes=round(throughput.bucket_seconds * throughput.buckets / 60),
         sampling_since=throughput.since,
         running=TaskStatus.RUNNING,
+        failed_ttl=dashboard.queries.failed_ttl,
         waiting=overview.counts[TaskStatus.PENDING] + overview.counts[TaskStatus.RETRYING],
     )
 
@@ -69,7 +70,10 @@ async def tasks_page(request: Request) -> Response:
     ):
         return RedirectResponse(f"/tasks/{where.id_prefix}", status_code=303)
     cursor = request.query_params.get("cursor") or None
-    rows = await queries.tasks(where, cursor=cursor)
+    try:
+        rows = await queries.tasks(where, cursor=cursor)
+    except BadQuery as exc:
+        return dashboard.error(request, 400, "Bad filter", str(exc))
     kept = [(k, v) for k in _FILTER_PARAMS for v in request.query_params.getlist(k) if v]
     first_url = "/tasks" + ("?" + urlencode(kept) if kept else "")
     next_url = None
@@ -82,7 +86,6 @@ async def tasks_page(request: Request) -> Response:
         where=where,
         rows=rows,
         filtered=bool(kept),
-        has_queues=queries.has_queues,
         matching=await queries.count(where),
         cursor=cursor,
         first_url=first_url,
@@ -119,5 +122,4 @@ async def workers_page(request: Request) -> Response:
         "workers.html",
         page="workers",
         workers=workers,
-        registry=dashboard.queries.has_registry,
     )

@@ -2,7 +2,9 @@
 
 This module is the one place that knows which query API ``AsyncOmniQ`` has:
 pages, actions and the JSON API call :class:`Queries` and read the small
-values below, so a richer client API changes this module and nothing else.
+values below. Every read is one indexed call of the client: counts come from
+``stats()``, a page of tasks from ``query_tasks()`` (filtered and paged by the
+store, newest first), never from a listing of everything.
 """
 
 from __future__ import annotations
@@ -13,14 +15,29 @@ from typing import Final, final
 import attrs
 
 from .._client import AsyncOmniQ
-from ..errors import InvalidTransitionError, TaskNotFoundError
-from ..models import FINISHED_STATUSES, Task, TaskResult, TaskStatus
+from ..errors import (
+    FunctionImportError,
+    InvalidTransitionError,
+    TaskNotFoundError,
+    TaskOptionError,
+    UniqueConflictError,
+)
+from ..models import (
+    FINISHED_STATUSES,
+    Progress,
+    RateLimit,
+    Task,
+    TaskResult,
+    TaskStatus,
+    WorkerInfo,
+)
 
 __all__ = [
     "ActionRefused",
+    "BadQuery",
     "Overview",
-    "Progress",
     "Queries",
+    "QueueView",
     "TaskDetail",
     "TaskFilter",
     "TaskRows",
@@ -29,10 +46,24 @@ __all__ = [
 
 #: Rows on one page of the task list.
 PAGE_SIZE: Final = 50
+#: Running tasks read to find the holders of tasks that no registered worker
+#: claims as its own (a pool of an older version, say); more would be a scan.
+_HOLDERS_READ: Final = 1_000
 
 
 class ActionRefused(Exception):
-    """An action the task's state does not allow (cancel a finished task, retry a running one)."""
+    """An action the task's state does not allow (cancel a finished task, retry a running one).
+
+    ``code`` names the notice the page shows (see ``_context.NOTICES``).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class BadQuery(Exception):
+    """A filter or cursor the store does not accept (the message says why)."""
 
 
 @attrs.frozen
@@ -44,13 +75,6 @@ class TaskFilter:
     func: str | None = None
     #: the start of a task id (or a whole id)
     id_prefix: str | None = None
-
-    def matches(self, task: Task) -> bool:
-        return (
-            (self.status is None or task.status is self.status)
-            and (self.func is None or task.func == self.func)
-            and (self.id_prefix is None or task.id.startswith(self.id_prefix))
-        )
 
 
 @attrs.frozen
@@ -64,18 +88,46 @@ class TaskRows:
 
 @attrs.frozen
 class WorkerView:
-    """A live worker, with what is known of it (``None``: the store does not say)."""
+    """A live worker pool; ``None`` fields are not known (a pool that is not in the
+    store's registry, seen only through the leases of the tasks it runs)."""
 
     id: str
     running: tuple[str, ...]
     hostname: str | None = None
     pid: int | None = None
     concurrency: int | None = None
+    #: ``None``: every queue (or not known, when ``registered`` is false)
     queues: tuple[str, ...] | None = None
     started_at: float | None = None
     last_seen: float | None = None
     succeeded: int | None = None
     failed: int | None = None
+    registered: bool = True
+
+    @classmethod
+    def of(cls, info: WorkerInfo) -> WorkerView:
+        return cls(
+            id=info.id,
+            running=tuple(info.running),
+            hostname=info.hostname,
+            pid=info.pid,
+            concurrency=info.concurrency,
+            queues=info.queues,
+            started_at=info.started_at,
+            last_seen=info.last_seen,
+            succeeded=info.succeeded,
+            failed=info.failed,
+        )
+
+
+@attrs.frozen
+class QueueView:
+    """A named queue: its tasks by status and its controls."""
+
+    name: str
+    counts: Mapping[TaskStatus, int]
+    paused: bool = False
+    limit: RateLimit | None = None
 
 
 @attrs.frozen
@@ -85,9 +137,9 @@ class Overview:
     at: float
     #: tasks per status, every status present
     counts: Mapping[TaskStatus, int]
-    #: tasks per status in each named queue; empty when the store keeps no queues
-    queues: Mapping[str, Mapping[TaskStatus, int]]
-    #: since when the longest-waiting task has waited (``None``: nothing waits)
+    #: every queue with tasks or controls, by name
+    queues: Sequence[QueueView]
+    #: since when the longest-waiting due task has waited (``None``: nothing waits)
     oldest_waiting_since: float | None
     #: live workers, and what each runs
     workers: Sequence[WorkerView]
@@ -103,10 +155,7 @@ class Overview:
 
 @attrs.frozen
 class TaskDetail:
-    """One task and the result of its last finished run (``None`` until it has one).
-
-    The other fields are ``None`` when the store does not keep them.
-    """
+    """One task and the result of its last finished run (``None`` until it has one)."""
 
     task: Task
     result: TaskResult | None
@@ -116,23 +165,9 @@ class TaskDetail:
     progress: Progress | None = None
 
 
-@attrs.frozen
-class Progress:
-    """What a running task last said of its progress."""
-
-    fraction: float
-    message: str | None
-    updated_at: float
-
-
 @final
 class Queries:
     """The dashboard's reads and actions over one open :class:`AsyncOmniQ`."""
-
-    #: whether tasks have named queues (the task filter offers one)
-    has_queues: bool = False
-    #: whether the store keeps a worker registry (hostnames, pids, counters)
-    has_registry: bool = False
 
     def __init__(self, omniq: AsyncOmniQ) -> None:
         self._omniq = omniq
@@ -150,36 +185,56 @@ class Queries:
             return f"PostgreSQL, schema {settings.postgres_schema}"
         return f"{settings.backend} store"
 
+    @property
+    def failed_ttl(self) -> float:
+        """How long FAILED tasks are kept by a purge that does not include them."""
+        return self._omniq.settings.failed_ttl
+
     async def overview(self) -> Overview:
         stats = await self._omniq.stats()
-        workers = await self.workers()
+        queues = await self._omniq.list_queues()
         return Overview(
             at=self.now(),
             counts=dict(stats.counts),
-            queues={},
-            oldest_waiting_since=stats.oldest_pending_created_at,
-            workers=workers,
+            queues=[QueueView(q.name, dict(q.counts), q.paused, q.limit) for q in queues],
+            oldest_waiting_since=stats.oldest_due_eta,
+            workers=await self.workers(),
         )
+
+    async def counts(self) -> Mapping[TaskStatus, int]:
+        """Tasks per status (what the throughput sampler reads)."""
+        return (await self._omniq.stats()).counts
 
     async def tasks(
         self, where: TaskFilter, *, cursor: str | None = None, limit: int = PAGE_SIZE
     ) -> TaskRows:
-        """Tasks matching ``where``, newest first, ``limit`` from ``cursor`` on."""
-        # The client lists by status only, oldest first: read them all and
-        # page here. (Replaced by the store's filtered, cursor-paged listing.)
-        everything = await self._omniq.list_tasks(status=where.status)
-        matching = [t for t in reversed(everything) if where.matches(t)]
-        start = _offset(cursor)
-        page = matching[start : start + limit]
-        more = start + limit < len(matching)
-        return TaskRows(page, str(start + limit) if more else None)
+        """Tasks matching ``where``, newest first, ``limit`` after ``cursor``.
+
+        Raises :class:`BadQuery` for a filter or cursor the store refuses.
+        """
+        try:
+            page = await self._omniq.query_tasks(
+                where.status,
+                queue=where.queue,
+                func=where.func,
+                id_prefix=where.id_prefix,
+                limit=limit,
+                cursor=cursor,
+                newest_first=True,
+            )
+        except (TaskOptionError, FunctionImportError) as exc:
+            raise BadQuery(str(exc)) from None
+        return TaskRows(page.tasks, page.next_cursor)
 
     async def count(self, where: TaskFilter) -> int | None:
-        """How many tasks match ``where``, when the store can say without a scan."""
-        if where.queue is not None or where.func is not None or where.id_prefix is not None:
+        """How many tasks match ``where``, when the counts say it without a scan."""
+        if where.func is not None or where.id_prefix is not None:
             return None
         stats = await self._omniq.stats()
-        return stats.total if where.status is None else stats.counts[where.status]
+        counts = stats.counts if where.queue is None else stats.queues.get(where.queue, {})
+        if where.status is None:
+            return sum(counts.values())
+        return counts.get(where.status, 0)
 
     async def task(self, task_id: str) -> TaskDetail | None:
         """The task and its result, ``None`` for an unknown id."""
@@ -188,41 +243,50 @@ class Queries:
         except TaskNotFoundError:
             return None
         result = await self._omniq.get_result(task_id) if task.status in FINISHED_STATUSES else None
-        return TaskDetail(task, result)
+        return TaskDetail(
+            task,
+            result,
+            queue=task.queue,
+            lost_runs=task.lost_runs,
+            max_lost_runs=task.max_lost_runs,
+            progress=task.progress,
+        )
 
     async def workers(self) -> list[WorkerView]:
-        """Live workers: here, the holders of the leases of running tasks."""
-        running = await self._omniq.list_tasks(status=TaskStatus.RUNNING)
+        """Live workers: the store's registry, and the holders of running tasks no
+        registered worker claims (pools that do not register themselves)."""
+        registered = [WorkerView.of(info) for info in await self._omniq.list_workers()]
+        known = {worker.id for worker in registered}
+        running = await self._omniq.query_tasks(TaskStatus.RUNNING, limit=_HOLDERS_READ)
         holders: dict[str, list[str]] = {}
-        for task in running:
-            if task.worker_id is not None:
+        for task in running.tasks:
+            if task.worker_id is not None and task.worker_id not in known:
                 holders.setdefault(task.worker_id, []).append(task.id)
-        return [WorkerView(worker_id, tuple(ids)) for worker_id, ids in sorted(holders.items())]
+        unregistered = [
+            WorkerView(worker_id, tuple(ids), registered=False)
+            for worker_id, ids in sorted(holders.items())
+        ]
+        return registered + unregistered
 
     # ---------------------------------------------------------------- actions
 
     async def cancel(self, task_id: str) -> None:
         """Cancel a task that has not finished; :class:`ActionRefused` if it has."""
         if not await self._omniq.cancel(task_id):
-            raise ActionRefused(f"task {task_id} had already finished")
+            raise ActionRefused("not-cancelled", f"task {task_id} had already finished")
 
     async def retry(self, task_id: str) -> None:
         """Run a FAILED task again; :class:`ActionRefused` for any other state."""
         try:
             await self._omniq.retry(task_id)
         except InvalidTransitionError as exc:
-            raise ActionRefused(f"only failed tasks can be retried ({exc})") from None
+            raise ActionRefused(
+                "not-retried", f"only failed tasks can be retried ({exc})"
+            ) from None
+        except UniqueConflictError as exc:
+            raise ActionRefused("retry-held", str(exc)) from None
 
-    async def purge(self, older_than: float) -> int:
-        """Forget tasks that finished more than ``older_than`` seconds ago; how many."""
-        return await self._omniq.purge(older_than)
-
-
-def _offset(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    try:
-        offset = int(cursor)
-    except ValueError:
-        return 0
-    return max(offset, 0)
+    async def purge(self, older_than: float, *, include_failed: bool) -> int:
+        """Forget tasks that finished more than ``older_than`` seconds ago; how many.
+        FAILED ones younger than ``failed_ttl`` stay unless ``include_failed``."""
+        return await self._omniq.purge(older_than, include_failed=include_failed)

@@ -19,6 +19,7 @@ from ..config import Settings
 from ..models import TaskStatus
 from ._access import Access, host_name
 from ._app import REFRESH_INTERVAL, create_app
+from ._queries import Queries
 from ._throughput import SAMPLE_INTERVAL, Throughput
 
 __all__ = ["serve_dashboard"]
@@ -81,11 +82,10 @@ async def serve_dashboard(
             metrics_app=metrics_app,
         )
         config = _hypercorn_config(host, port)
-        client = omniq
+        queries = Queries(omniq)
 
         async def sample() -> tuple[float, Mapping[TaskStatus, int]]:
-            stats = await client.stats()
-            return client.clock.now(), stats.counts
+            return queries.now(), await queries.counts()
 
         async with trio.open_nursery() as nursery:
             await nursery.start(partial(throughput.run, sample, interval=SAMPLE_INTERVAL))

@@ -178,3 +178,21 @@ async def test_read_only_hides_and_refuses_every_action(
             assert "read-only" in response.text
     assert (await omniq.get_task(pending)).status is TaskStatus.PENDING
     assert (await omniq.get_task(failed)).status is TaskStatus.FAILED
+
+
+async def test_purge_keeps_recent_failures_unless_asked(
+    logged_in: Site, autojump_clock: object
+) -> None:
+    import trio
+
+    omniq = logged_in.omniq
+    failed = await omniq.enqueue(dash_tasks.charge_card, 1, 100)
+    await drain(omniq)
+    await trio.sleep(7200)
+    csrf = await logged_in.csrf("/")
+    kept = await logged_in.post("/purge", csrf=csrf, older_than="1h")
+    assert kept.headers["location"] == "/?notice=purged&n=0"
+    assert (await omniq.get_task(failed)).status is TaskStatus.FAILED
+    gone = await logged_in.post("/purge", csrf=csrf, older_than="1h", include_failed="1")
+    assert gone.headers["location"] == "/?notice=purged&n=1"
+    assert await omniq.list_tasks() == []

@@ -9,6 +9,7 @@ import trio
 import trio.testing
 
 from omniq_trio import AsyncOmniQ, StoreError, TaskStatus
+from omniq_trio.models import Progress, WorkerInfo
 from omniq_trio.testing import drain
 from tests.dashboard import dash_tasks
 from tests.dashboard.conftest import Site
@@ -188,3 +189,80 @@ async def test_a_failing_store_is_a_503_page_not_a_crash(
     assert (api.status_code, api.json()) == (503, {"error": "connection refused"})
     monkeypatch.undo()
     assert (await logged_in.http.get("/")).status_code == 200
+
+
+async def test_queues_are_counted_filtered_and_shown(logged_in: Site) -> None:
+    omniq = logged_in.omniq
+    email = await omniq.enqueue(dash_tasks.send_email, "ada@example.com", "hi", queue="emails")
+    image = await omniq.enqueue(dash_tasks.resize_image, "a.jpg", 64)
+    await omniq.pause_queue("emails")
+    overview = (await logged_in.http.get("/")).text
+    assert 'href="/tasks?queue=emails"' in overview and "paused" in overview
+    listed = (await logged_in.http.get("/tasks?queue=emails")).text
+    assert email in listed and image not in listed
+    assert "1 shown of 1" in listed
+    assert '<span class="queue-tag" title="queue">emails</span>' in listed
+    queues = (await logged_in.http.get("/api/overview")).json()["queues"]
+    assert {q["name"]: (q["counts"]["pending"], q["paused"]) for q in queues} == {
+        "emails": (1, True),
+        "default": (1, False),
+    }
+
+
+async def test_a_bad_queue_name_or_cursor_is_a_bad_request(logged_in: Site) -> None:
+    for query in ("queue=no%20spaces", "cursor=not-a-cursor", "func=no-colon"):
+        response = await logged_in.http.get(f"/tasks?{query}")
+        assert response.status_code == 400, query
+        assert "Bad filter" in response.text
+
+
+async def test_a_running_task_shows_its_progress_holder_and_lost_runs(
+    logged_in: Site, autojump_clock: object
+) -> None:
+    dash_tasks.reset_gate()
+    omniq = logged_in.omniq
+    task_id = await omniq.enqueue(dash_tasks.gated, 1, max_lost_runs=5)
+    async with trio.open_nursery() as nursery:
+        pool = omniq.worker()
+        await nursery.start(pool.run)
+        await trio.testing.wait_all_tasks_blocked()
+        task = await omniq.get_task(task_id)
+        assert task.worker_id is not None
+        await omniq.store.set_progress(
+            task_id,
+            worker_id=task.worker_id,
+            progress=Progress(0.25, "resizing 3 of 12", omniq.clock.now()),
+        )
+        html = (await logged_in.http.get(f"/tasks/{task_id}")).text
+        assert '<progress max="1" value="0.25">' in html
+        assert "25% · resizing 3 of 12" in html
+        assert task.worker_id in html and "Lease until" in html
+        assert "0 of at most 5" in html  # lost runs
+        assert "Cancel task" in html
+        dash_tasks.gate.set()
+        await pool.stop()
+
+
+async def test_registered_workers_show_host_pid_and_counters(logged_in: Site) -> None:
+    omniq = logged_in.omniq
+    now = omniq.clock.now()
+    info = WorkerInfo(
+        id="web-1:4242:ab12",
+        hostname="web-1",
+        pid=4242,
+        concurrency=8,
+        queues=("emails", "default"),
+        started_at=now - 3600,
+        last_seen=now - 2,
+        expires_at=now + 28,
+        running=("t1", "t2"),
+        succeeded=1234,
+        failed=5,
+    )
+    await omniq.store.register_worker(info)
+    html = (await logged_in.http.get("/workers")).text
+    for text in ("web-1:4242:ab12", "web-1", "4242", "2 / 8", "emails, default", "1,234", "1h ago"):
+        assert text in html, text
+    assert 'href="/tasks/t1"' in html and "unregistered" not in html
+    (worker,) = (await logged_in.http.get("/api/overview")).json()["workers"]
+    assert worker["id"] == info.id and worker["running"] == ["t1", "t2"]
