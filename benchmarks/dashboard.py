@@ -50,10 +50,10 @@ async def fill(omniq: AsyncOmniQ, n: int) -> tuple[str, str]:
         for i, task in enumerate(claimed):
             if i % 10 == 9:
                 error = TaskError("builtins.ValueError", "bad input", "Traceback ...\n")
-                outcomes.append(Outcome(task.id, WORKER, now, error=error))
+                outcomes.append(Outcome.failure(task.id, WORKER, now, error))
                 failed_id = task.id
             else:
-                outcomes.append(Outcome(task.id, WORKER, now, value=None))
+                outcomes.append(Outcome.success(task.id, WORKER, now))
                 ok_id = task.id
         await store.record(outcomes)
         done += size

@@ -46,8 +46,7 @@ __all__ = [
 
 #: Rows on one page of the task list.
 PAGE_SIZE: Final = 50
-#: Running tasks read to find the holders of tasks that no registered worker
-#: claims as its own (a pool of an older version, say); more would be a scan.
+#: Running tasks read to find their holders when no worker is registered.
 _HOLDERS_READ: Final = 1_000
 
 
@@ -253,20 +252,20 @@ class Queries:
         )
 
     async def workers(self) -> list[WorkerView]:
-        """Live workers: the store's registry, and the holders of running tasks no
-        registered worker claims (pools that do not register themselves)."""
+        """Live workers: the store's registry; while it is empty, the holders of the
+        leases of running tasks (pools that do not record themselves)."""
         registered = [WorkerView.of(info) for info in await self._omniq.list_workers()]
-        known = {worker.id for worker in registered}
+        if registered:
+            return registered
         running = await self._omniq.query_tasks(TaskStatus.RUNNING, limit=_HOLDERS_READ)
         holders: dict[str, list[str]] = {}
         for task in running.tasks:
-            if task.worker_id is not None and task.worker_id not in known:
+            if task.worker_id is not None:
                 holders.setdefault(task.worker_id, []).append(task.id)
-        unregistered = [
+        return [
             WorkerView(worker_id, tuple(ids), registered=False)
             for worker_id, ids in sorted(holders.items())
         ]
-        return registered + unregistered
 
     # ---------------------------------------------------------------- actions
 
