@@ -114,7 +114,9 @@ _names = itertools.count()
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(ops=operations)
-async def test_store_agrees_with_the_model(make_store: MakeStore, ops: list[tuple[Any, ...]]) -> None:
+async def test_store_agrees_with_the_model(
+    make_store: MakeStore, ops: list[tuple[Any, ...]]
+) -> None:
     name = f"model{next(_names)}"
     opened = make_store(name)
     store = await opened.__aenter__()
