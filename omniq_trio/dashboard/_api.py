@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from ._context import dashboard_of
 
-__all__ = ["healthz", "overview_json", "store_failed"]
+__all__ = ["healthz", "not_supported", "overview_json", "store_failed"]
 
 _logger = logging.getLogger("omniq_trio.dashboard")
 
@@ -78,3 +78,11 @@ async def store_failed(request: Request, exc: Exception) -> Response:
     return dashboard_of(request).error(
         request, 503, "The store did not answer", f"{type(exc).__name__}: {message}"
     )
+
+
+async def not_supported(request: Request, exc: Exception) -> Response:
+    """501 for a page the store cannot answer yet (it says which feature it lacks)."""
+    message = str(exc) or "this store does not support this yet"
+    if "text/html" not in request.headers.get("accept", ""):
+        return JSONResponse({"error": message}, status_code=501)
+    return dashboard_of(request).error(request, 501, "Not supported by this store", message)

@@ -14,7 +14,7 @@ from .._client import AsyncOmniQ
 from ..errors import StoreError
 from ._access import Access
 from ._actions import cancel_action, purge_action, retry_action
-from ._api import healthz, overview_json, store_failed
+from ._api import healthz, not_supported, overview_json, store_failed
 from ._context import Dashboard
 from ._guard import Guard
 from ._pages import overview_page, task_page, tasks_page, workers_page
@@ -63,7 +63,11 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=[Middleware(Guard, access=access)],
-        exception_handlers={StoreError: store_failed, OSError: store_failed},
+        exception_handlers={
+            StoreError: store_failed,
+            OSError: store_failed,
+            NotImplementedError: not_supported,
+        },
     )
     app.state.dashboard = Dashboard(
         queries=Queries(omniq),

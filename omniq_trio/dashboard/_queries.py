@@ -191,11 +191,17 @@ class Queries:
 
     async def overview(self) -> Overview:
         stats = await self._omniq.stats()
-        queues = await self._omniq.list_queues()
+        try:
+            queues = [
+                QueueView(q.name, dict(q.counts), q.paused, q.limit)
+                for q in await self._omniq.list_queues()
+            ]
+        except NotImplementedError:  # a store without queue controls: counts only
+            queues = [QueueView(name, dict(counts)) for name, counts in stats.queues.items()]
         return Overview(
             at=self.now(),
             counts=dict(stats.counts),
-            queues=[QueueView(q.name, dict(q.counts), q.paused, q.limit) for q in queues],
+            queues=queues,
             oldest_waiting_since=stats.oldest_due_eta,
             workers=await self.workers(),
         )
@@ -254,7 +260,10 @@ class Queries:
     async def workers(self) -> list[WorkerView]:
         """Live workers: the store's registry; while it is empty, the holders of the
         leases of running tasks (pools that do not record themselves)."""
-        registered = [WorkerView.of(info) for info in await self._omniq.list_workers()]
+        try:
+            registered = [WorkerView.of(info) for info in await self._omniq.list_workers()]
+        except NotImplementedError:  # a store without a registry yet
+            registered = []
         if registered:
             return registered
         running = await self._omniq.query_tasks(TaskStatus.RUNNING, limit=_HOLDERS_READ)

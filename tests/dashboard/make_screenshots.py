@@ -25,6 +25,7 @@ from tests.dashboard.browser import launch_browser
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "docs" / "images"
+_TOP_OF_PAGE = {"x": 0, "y": 0, "width": 1280, "height": 820}
 PEOPLE = ["ada", "grace", "alan", "edsger", "barbara", "donald", "margaret", "ken"]
 
 
@@ -37,11 +38,11 @@ async def _steady_stream(omniq: AsyncOmniQ, seconds: float) -> None:
         for i in range(rate):
             person = PEOPLE[(tick + i) % len(PEOPLE)]
             await omniq.enqueue(
-                dash_tasks.send_email, f"{person}@example.com", "Your weekly report"
+                dash_tasks.send_email, f"{person}@example.com", "Your weekly report", queue="emails"
             )
         await omniq.enqueue(dash_tasks.resize_image, f"uploads/{tick:04d}.jpg", 640)
         if tick % 9 == 4:
-            await omniq.enqueue(dash_tasks.charge_card, 4000 + tick, 1299)
+            await omniq.enqueue(dash_tasks.charge_card, 4000 + tick, 1299, queue="payments")
         tick += 1
         await trio.sleep(1)
 
@@ -49,14 +50,18 @@ async def _steady_stream(omniq: AsyncOmniQ, seconds: float) -> None:
 async def _final_states(omniq: AsyncOmniQ) -> dict[str, str]:
     """Tasks in every state, and the ids worth a screenshot."""
     waiting = [
-        await omniq.enqueue(dash_tasks.send_email, f"{p}@example.com", "Reminder", delay=3600)
+        await omniq.enqueue(
+            dash_tasks.send_email, f"{p}@example.com", "Reminder", delay=3600, queue="emails"
+        )
         for p in PEOPLE[:5]
     ]
     await omniq.cancel(waiting[0])
-    await omniq.enqueue(dash_tasks.charge_card, 5011, 4999, max_retries=8)
+    await omniq.enqueue(dash_tasks.charge_card, 5011, 4999, max_retries=8, queue="payments")
     for warehouse in ("berlin", "lyon"):
         await omniq.enqueue(dash_tasks.sync_inventory, warehouse)
-    failed = await omniq.enqueue(dash_tasks.charge_card, 5012, 2599, currency="EUR")
+    failed = await omniq.enqueue(
+        dash_tasks.charge_card, 5012, 2599, currency="EUR", queue="payments"
+    )
     await omniq.get_result(failed, wait=True, timeout=10)
     emails = await omniq.list_tasks(status=TaskStatus.SUCCESS)
     while len(await omniq.list_tasks(status=TaskStatus.RUNNING)) < 2:  # noqa: ASYNC110
@@ -79,7 +84,7 @@ def main() -> None:
         print(f"ran {time.monotonic() - began:.0f}s of work")
         base = served.url.partition("?")[0]
         with launch_browser() as browser:
-            page = browser.new_page(viewport={"width": 1280, "height": 820})
+            page = browser.new_page(viewport={"width": 1280, "height": 640})
             page.goto(served.url)  # trades the token for the session cookie
             shots = {
                 "dashboard-overview.png": "",
@@ -91,11 +96,10 @@ def main() -> None:
             for name, path in shots.items():
                 page.goto(base + path)
                 page.wait_for_selector("main")
-                # the tall pages are cut at the window, as a reader first sees them
-                page.screenshot(
-                    path=IMAGES / name,
-                    full_page=name.startswith("dashboard-task-") or name == "dashboard-task.png",
-                )
+                if name == "dashboard-tasks.png":  # the first rows, as a reader sees them
+                    page.screenshot(path=IMAGES / name, full_page=True, clip=_TOP_OF_PAGE)
+                else:
+                    page.screenshot(path=IMAGES / name, full_page=True)
                 print(f"saved docs/images/{name}")
         served.call(_open_gate)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 import trio
@@ -266,3 +267,27 @@ async def test_registered_workers_show_host_pid_and_counters(logged_in: Site) ->
     assert 'href="/tasks/t1"' in html and "unregistered" not in html
     (worker,) = (await logged_in.http.get("/api/overview")).json()["workers"]
     assert worker["id"] == info.id and worker["running"] == ["t1", "t2"]
+
+
+async def test_a_store_without_queues_registry_or_listings_yet(
+    logged_in: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    omniq = logged_in.omniq
+    await omniq.enqueue(dash_tasks.send_email, "ada@example.com", "hi", queue="emails")
+
+    def lacking(what: str) -> Any:
+        async def refuse(*args: object, **kwargs: object) -> None:
+            raise NotImplementedError(f"this store does not support {what} yet")
+
+        return refuse
+
+    monkeypatch.setattr(omniq, "list_queues", lacking("listing queues"))
+    monkeypatch.setattr(omniq, "list_workers", lacking("the worker registry"))
+    overview = await logged_in.http.get("/")
+    assert overview.status_code == 200
+    assert 'href="/tasks?queue=emails"' in overview.text  # the counts by queue stay
+    assert (await logged_in.http.get("/workers")).status_code == 200
+    monkeypatch.setattr(omniq, "query_tasks", lacking("filtered or paginated listings"))
+    page = await logged_in.http.get("/tasks", headers={"accept": "text/html"})
+    assert page.status_code == 501
+    assert "does not support filtered or paginated listings yet" in page.text
