@@ -19,6 +19,7 @@ from ._call import RESERVED_OPTIONS as RESERVED_OPTIONS
 from ._call import Call as Call
 from ._call import TaskOptionError as TaskOptionError
 from ._client import AsyncOmniQ as AsyncOmniQ
+from ._registry import task as task
 from ._serve import serve as serve
 from ._sync import OmniQ as OmniQ
 from ._sync import SyncWorkerPool as SyncWorkerPool
@@ -42,16 +43,28 @@ from .errors import (
     OmniQError as OmniQError,
 )
 from .errors import (
+    ResultTooLargeError as ResultTooLargeError,
+)
+from .errors import (
     SerializationError as SerializationError,
 )
 from .errors import (
     StoreError as StoreError,
 )
 from .errors import (
+    TaskModuleImportError as TaskModuleImportError,
+)
+from .errors import (
     TaskNotFoundError as TaskNotFoundError,
 )
 from .errors import (
     TaskTimeoutError as TaskTimeoutError,
+)
+from .errors import (
+    TaskTooLargeError as TaskTooLargeError,
+)
+from .errors import (
+    UnregisteredTaskError as UnregisteredTaskError,
 )
 from .models import Task as Task
 from .models import TaskError as TaskError
@@ -75,6 +88,7 @@ __all__ = [
     "OmniQ",
     "OmniQError",
     "PoolStatistics",
+    "ResultTooLargeError",
     "SerializationError",
     "Settings",
     "Store",
@@ -82,13 +96,17 @@ __all__ = [
     "SyncWorkerPool",
     "Task",
     "TaskError",
+    "TaskModuleImportError",
     "TaskNotFoundError",
     "TaskOptionError",
     "TaskResult",
     "TaskStatus",
     "TaskTimeoutError",
+    "TaskTooLargeError",
+    "UnregisteredTaskError",
     "WorkerPool",
     "serve",
+    "task",
 ]
 
 publish(globals(), __all__)

@@ -12,6 +12,7 @@ import attrs
 
 from ._codec import Codec
 from ._functions import func_path
+from ._limits import check_call_size
 from .config import Settings
 from .errors import OmniQError
 from .models import Task
@@ -54,7 +55,9 @@ class Call:
     ``func`` is a module-level function or a ``"module:qualname"`` string.
     ``eta`` is an aware ``datetime`` or seconds since the epoch; ``delay``,
     ``interval`` and ``timeout`` are seconds or ``timedelta``. Options left as
-    ``None`` take their default from :class:`~omniq_trio.config.Settings`.
+    ``None`` take their default from the function's ``@omniq_trio.task(...)``
+    (when ``func`` is the function object), then from
+    :class:`~omniq_trio.config.Settings` (``priority``: 0, ``retry_on_timeout``: False).
     """
 
     func: Callable[..., Any] | str = attrs.field(kw_only=False)
@@ -65,8 +68,8 @@ class Call:
     interval: Seconds | None = None
     max_retries: int | None = None
     timeout: Seconds | None = None
-    priority: int = 0
-    retry_on_timeout: bool = False
+    priority: int | None = None
+    retry_on_timeout: bool | None = None
 
 
 def _seconds(name: str, value: Seconds | None, *, allow_zero: bool) -> float | None:
@@ -119,12 +122,13 @@ def build_task(call: Call, *, settings: Settings, codec: Codec, now: float) -> T
     timeout = _seconds("timeout", call.timeout, allow_zero=False)
     max_retries = settings.default_max_retries if call.max_retries is None else call.max_retries
     args, kwargs = codec.encode_args(call.args, call.kwargs)
+    check_call_size(path, args, kwargs, limit=settings.max_task_bytes)
     return Task(
         id=uuid.uuid4().hex,
         func=path,
         args=args,
         kwargs=kwargs,
-        priority=_int("priority", call.priority),
+        priority=0 if call.priority is None else _int("priority", call.priority),
         eta=eta,
         interval=_seconds("interval", call.interval, allow_zero=False),
         max_retries=_int("max_retries", max_retries, minimum=0),

@@ -13,6 +13,7 @@ import trio
 from ._call import Call, Seconds, TaskOptionError, build_task
 from ._clock import DEFAULT_CLOCK, Clock
 from ._codec import codec_for
+from ._registry import prepare_call
 from .config import Settings
 from .errors import ConfigError
 from .models import Task, TaskResult, TaskStatus
@@ -102,21 +103,25 @@ class AsyncOmniQ:
         interval: Seconds | None = None,
         max_retries: int | None = None,
         timeout: Seconds | None = None,
-        priority: int = 0,
-        retry_on_timeout: bool = False,
+        priority: int | None = None,
+        retry_on_timeout: bool | None = None,
         task_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> str:
         """Enqueue ``func(*args, **kwargs)`` and return the task id once it is stored.
 
-        ``func`` is a module-level function or ``"module:qualname"``. Options:
-        ``eta`` (aware datetime or epoch seconds) or ``delay`` (seconds) for
-        when it may run; ``interval`` to repeat it; ``max_retries`` and
-        ``timeout`` (defaults from Settings); ``priority`` (higher first);
-        ``retry_on_timeout``. These names are reserved: a keyword argument
+        ``func`` is a module-level function or ``"module:qualname"``; a
+        function object is registered, so workers in this process run it.
+        Options: ``eta`` (aware datetime or epoch seconds) or ``delay``
+        (seconds) for when it may run; ``interval`` to repeat it;
+        ``max_retries`` and ``timeout``; ``priority`` (higher first, default
+        0); ``retry_on_timeout``. Options left unset come from the function's
+        ``@omniq_trio.task(...)`` when ``func`` is the function, then from
+        Settings. These names are reserved: a keyword argument
         *for the task* with one of them goes in ``task_kwargs={...}``.
-        Arguments must be JSON data (unless ``serializer="pickle"``); if not,
-        ``SerializationError`` is raised and nothing is stored.
+        Arguments must be JSON data (unless ``serializer="pickle"``), at most
+        ``Settings.max_task_bytes`` stored; if not, ``SerializationError``
+        (``TaskTooLargeError``) is raised and nothing is stored.
         """
         if task_kwargs is not None:
             kwargs = {**kwargs, **task_kwargs}
@@ -142,6 +147,7 @@ class AsyncOmniQ:
         for call in calls:
             if not isinstance(call, Call):
                 raise TaskOptionError(f"enqueue_many takes Call objects, got {call!r}")
+            call = prepare_call(call)  # registers a function object, applies @task defaults
             tasks.append(build_task(call, settings=self.settings, codec=self._codec, now=now))
         await self.open()
         await self._store.enqueue(tasks)

@@ -1,7 +1,7 @@
 """Executors: receive claimed tasks, run them, pass on how each run ended.
 
-A task's own failures (an exception, a timeout, a bad return value, a
-function that cannot be imported) become its outcome; nothing a task does
+A task's own failures (an exception, a timeout, a bad or oversize return
+value, a function that is not registered, an oversize call) become its outcome; nothing a task does
 stops the executor. Cancellation (the stop deadline) is the one thing that
 ends a run early: the task goes back to PENDING with no attempt charged.
 
@@ -26,7 +26,8 @@ import trio
 
 from .._clock import Clock
 from .._codec import Codec
-from .._functions import resolve_func
+from .._limits import check_call_size, check_result_size
+from .._registry import resolve_task
 from ..config import Settings
 from ..errors import TaskTimeoutError
 from ..logging import log_task_released, log_task_started, worker_logger
@@ -142,7 +143,10 @@ class TaskRunner:
 
     async def _execute(self, task: Task) -> _Result:
         try:
-            func = resolve_func(task.func)
+            settings = self.settings
+            func = resolve_task(task.func, allow_unregistered=settings.allow_unregistered_tasks)
+            # measured in stored form: an oversize task is never decoded (unpickled)
+            check_call_size(task.func, task.args, task.kwargs, limit=settings.max_task_bytes)
             args, kwargs = self.codec.decode_args(task.args, task.kwargs)
         except Exception as exc:
             return _Result(error=task_error(exc), retryable=False)
@@ -173,7 +177,9 @@ class TaskRunner:
             error = task_error(TaskTimeoutError(f"timed out after {task.timeout}s"))
             return _Result(error=error, retryable=task.retry_on_timeout)
         try:
-            return _Result(value=self.codec.encode_value(value))
+            stored = self.codec.encode_value(value)
+            check_result_size(stored, limit=self.settings.max_result_bytes)
+            return _Result(value=stored)
         except Exception as exc:
             return _Result(error=task_error(exc), retryable=False)
 
