@@ -5,8 +5,11 @@ A worker runs a task only if its function is registered here, by one of:
 * the :func:`task` decorator (the function registers when its module is imported);
 * ``enqueue``/``enqueue_many`` given the function object in this process
   (so code that enqueues and works in one process needs nothing more);
-* being defined at module level in a module of ``Settings.imports``, which
-  every pool imports at start (:func:`import_task_modules`).
+* being defined at module level in a module of the pool's ``Settings.imports``,
+  which every pool imports at start (:func:`import_task_modules`).
+
+The first two hold for every pool of the process; the third for the pools
+that import the module.
 
 "Defined in" is exact: the object named ``module:name`` must have that
 ``__module__`` and ``__qualname__``, and dotted names are never followed, so
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any, Final, TypeVar, overload
 
 import attrs
@@ -43,7 +46,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 # registration (a dict assignment, atomic under the GIL, so threads may register).
 _FUNCTIONS: Final[dict[str, Callable[..., Any]]] = {}
 _DEFAULTS: Final[dict[str, TaskDefaults]] = {}
-_TASK_MODULES: Final[dict[str, None]] = {}  # insertion-ordered, for messages
 
 
 @attrs.frozen(kw_only=True)
@@ -150,17 +152,22 @@ def import_task_modules(modules: Iterable[str]) -> None:
             importlib.import_module(module)
         except Exception as exc:  # an import runs the module's code: any error
             raise TaskModuleImportError(module, exc) from exc
-        _TASK_MODULES[module] = None
 
 
-def resolve_task(path: str, *, allow_unregistered: bool = False) -> Callable[..., Any]:
-    """The registered function ``path`` names; never imports anything unless
-    ``allow_unregistered``. Raises :class:`~omniq_trio.errors.UnregisteredTaskError`."""
+def resolve_task(
+    path: str, *, task_modules: Collection[str] = (), allow_unregistered: bool = False
+) -> Callable[..., Any]:
+    """The function ``path`` names, if it is registered or defined at module level in
+    one of ``task_modules`` (which :func:`import_task_modules` imported).
+
+    Never imports anything, unless ``allow_unregistered``. Raises
+    :class:`~omniq_trio.errors.UnregisteredTaskError`.
+    """
     func = _FUNCTIONS.get(path)
     if func is not None:
         return func
     module_name, _, name = path.partition(":")
-    module = sys.modules.get(module_name) if module_name in _TASK_MODULES else None
+    module = sys.modules.get(module_name) if module_name in task_modules else None
     found = vars(module).get(name) if module is not None and name.isidentifier() else None
     if (
         callable(found)
@@ -168,17 +175,16 @@ def resolve_task(path: str, *, allow_unregistered: bool = False) -> Callable[...
         and getattr(found, "__qualname__", None) == name
     ):
         resolved: Callable[..., Any] = found
-        _FUNCTIONS[path] = resolved
         return resolved
     if allow_unregistered:
         return resolve_func(path)
-    raise UnregisteredTaskError(path, _refusal(module_name, name, found))
+    raise UnregisteredTaskError(path, _refusal(module_name, name, found, task_modules))
 
 
-def _refusal(module_name: str, name: str, found: object) -> str:
+def _refusal(module_name: str, name: str, found: object, task_modules: Collection[str]) -> str:
     """Why the function a task names is not registered, in words."""
-    if module_name not in _TASK_MODULES:
-        imported = ", ".join(_TASK_MODULES) or "none"
+    if module_name not in task_modules:
+        imported = ", ".join(task_modules) or "none"
         return f"not registered in this worker, whose task modules are: {imported}"
     if not name.isidentifier():
         return f"{name!r} is a dotted name; only functions defined in {module_name!r} run"

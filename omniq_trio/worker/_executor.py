@@ -144,9 +144,13 @@ class TaskRunner:
     async def _execute(self, task: Task) -> _Result:
         try:
             settings = self.settings
-            func = resolve_task(task.func, allow_unregistered=settings.allow_unregistered_tasks)
             # measured in stored form: an oversize task is never decoded (unpickled)
             check_call_size(task.func, task.args, task.kwargs, limit=settings.max_task_bytes)
+            func = resolve_task(
+                task.func,
+                task_modules=settings.imports,
+                allow_unregistered=settings.allow_unregistered_tasks,
+            )
             args, kwargs = self.codec.decode_args(task.args, task.kwargs)
         except Exception as exc:
             return _Result(error=task_error(exc), retryable=False)

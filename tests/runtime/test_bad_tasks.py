@@ -17,7 +17,7 @@ BAD_TASKS: list[tuple[Callable[..., Any] | str, tuple[Any, ...], str | None, str
     # (function, arguments, error type, words of the message)
     (rt_flaky, ("boom", 1), "ValueError", "boom failure 1 of 1"),
     (rt_unserializable, (), "omniq_trio.errors.SerializationError", "not JSON-serializable"),
-    ("nope.module:fn", (), UNREGISTERED, "task modules are: tests.tasks"),
+    ("nope.module:fn", (), UNREGISTERED, "whose task modules are: tests.tasks"),
     ("tests.tasks:missing", (), UNREGISTERED, "module 'tests.tasks' defines no 'missing'"),
     ("tests.tasks:rt_probe", (), UNREGISTERED, "is a RuntimeProbe, not a function"),
     # tests.tasks imports both; neither is defined there
