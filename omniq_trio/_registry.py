@@ -36,6 +36,7 @@ __all__ = [
     "TaskDefaults",
     "import_task_modules",
     "prepare_call",
+    "register",
     "resolve_task",
     "task",
 ]

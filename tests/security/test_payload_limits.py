@@ -7,10 +7,24 @@ the bound is stored as a failure that says so.
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import pytest
 import trio
 
-from omniq_trio import AsyncOmniQ, Call, Task, TaskResult, TaskStatus, TaskTooLargeError
+from omniq_trio import (
+    AsyncOmniQ,
+    Call,
+    OmniQ,
+    Settings,
+    Task,
+    TaskResult,
+    TaskStatus,
+    TaskTooLargeError,
+)
+from omniq_trio._cli import main
 from omniq_trio._limits import call_size
 from omniq_trio.errors import SerializationError
 from tests.runtime.conftest import SETTINGS, running
@@ -141,3 +155,19 @@ async def test_a_pickled_result_is_measured_as_stored(autojump_clock: trio.abc.C
     assert result.status is TaskStatus.FAILED
     assert result.error is not None
     assert result.error.type == "omniq_trio.errors.ResultTooLargeError"
+
+
+def test_the_cli_refuses_an_oversize_call_as_a_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in os.environ:
+        if name.startswith("OMNIQ_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("OMNIQ_MAX_TASK_BYTES", str(LIMIT))
+    code = main(["enqueue", ECHO, json.dumps(["x" * LIMIT]), "--base-dir", str(tmp_path)])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert err.startswith("omniq-trio enqueue: error: the task's stored call is 1,0")
+    assert "more than max_task_bytes (1,000)" in err
+    with OmniQ(Settings(base_dir=tmp_path)) as omniq:
+        assert omniq.list_tasks() == []
