@@ -107,7 +107,7 @@ async def test_a_refused_task_runs_once_retried_by_a_worker_that_knows_it(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     async with AsyncOmniQ(SETTINGS) as omniq:  # a worker that imports nothing
-        task_id = await omniq.enqueue(f"{TASK_MODULE}:big_result", 3)
+        task_id = await omniq.enqueue(f"{TASK_MODULE}:known_later", 3)
         (refused,) = await _run(omniq, task_id)
         assert refused.status is TaskStatus.FAILED
         assert "task modules are: " in refused.error.message  # type: ignore[union-attr]

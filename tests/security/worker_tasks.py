@@ -4,8 +4,9 @@ Its module-level functions are tasks a worker that imports it runs by path.
 Names it merely imports (``os``, ``imported_elsewhere``) are not: the tests
 enqueue ``tests.security.worker_tasks:os.system`` and
 ``tests.security.worker_tasks:imported_elsewhere`` and expect refusals. No
-in-process test passes :func:`write_file` as a function object, so that it
-runs only because this module is imported.
+test passes :func:`write_file` or :func:`known_later` as a function object
+(that would register it for the whole process), so that they run only in
+pools that import this module.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ def decorated_write(path: str, text: str = "ran") -> str:
 async def decorated_echo(value: object) -> object:
     """Return ``value``; registered with no defaults."""
     return value
+
+
+def known_later(size: int) -> str:
+    """Refused by a pool that does not import this module, run by one that does."""
+    return "x" * size
 
 
 def big_result(size: int) -> str:
