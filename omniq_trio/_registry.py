@@ -28,9 +28,10 @@ from typing import Any, Final, TypeVar, overload
 
 import attrs
 
-from ._call import Call, Seconds, TaskOptionError, _int, _seconds
+from ._call import Call, Seconds
 from ._functions import func_path, resolve_func
-from .errors import TaskModuleImportError, UnregisteredTaskError
+from ._validate import check_int, check_queue_name, check_seconds
+from .errors import TaskModuleImportError, TaskOptionError, UnregisteredTaskError
 
 __all__ = [
     "TaskDefaults",
@@ -57,6 +58,8 @@ class TaskDefaults:
     timeout: float | None = None
     retry_on_timeout: bool | None = None
     priority: int | None = None
+    queue: str | None = None
+    max_lost_runs: int | None = None
 
     def apply(self, call: Call) -> Call:
         """``call`` with each option it leaves ``None`` taken from these defaults."""
@@ -87,6 +90,8 @@ def task(
     timeout: Seconds | None = None,
     retry_on_timeout: bool | None = None,
     priority: int | None = None,
+    queue: str | None = None,
+    max_lost_runs: int | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -98,20 +103,32 @@ def task(
     timeout: Seconds | None = None,
     retry_on_timeout: bool | None = None,
     priority: int | None = None,
+    queue: str | None = None,
+    max_lost_runs: int | None = None,
 ) -> F | Callable[[F], F]:
     """Register a module-level function as a task this process's workers may run.
 
-    ``@omniq_trio.task`` or ``@omniq_trio.task(max_retries=3, timeout=60)``;
-    returns the function unchanged. The options are defaults for calls that
-    pass the function object and leave them unset; a producer that enqueues by
-    path (``"app.tasks:send_email"``) does not see them. A worker knows the
-    function once it imports its module (``Settings.imports``).
+    ``@omniq_trio.task`` or ``@omniq_trio.task(max_retries=3, timeout=60,
+    queue="emails")``; returns the function unchanged. The options are
+    defaults for calls that pass the function object and leave them unset; a
+    producer that enqueues by path (``"app.tasks:send_email"``) does not see
+    them. A worker knows the function once it imports its module
+    (``Settings.imports``).
     """
+    error = TaskOptionError
     defaults = TaskDefaults(
-        max_retries=None if max_retries is None else _int("max_retries", max_retries, minimum=0),
-        timeout=_seconds("timeout", timeout, allow_zero=False),
+        max_retries=None
+        if max_retries is None
+        else check_int(max_retries, name="max_retries", error=error, minimum=0),
+        timeout=None
+        if timeout is None
+        else check_seconds(timeout, name="timeout", error=error, allow_zero=False),
         retry_on_timeout=None if retry_on_timeout is None else _bool(retry_on_timeout),
-        priority=None if priority is None else _int("priority", priority),
+        priority=None if priority is None else check_int(priority, name="priority", error=error),
+        queue=None if queue is None else check_queue_name(queue, error=error),
+        max_lost_runs=None
+        if max_lost_runs is None
+        else check_int(max_lost_runs, name="max_lost_runs", error=error, minimum=0),
     )
 
     def register_task(function: F) -> F:

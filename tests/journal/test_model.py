@@ -13,13 +13,14 @@ from hypothesis import strategies as st
 
 from omniq_trio.models import TaskError, TaskStatus
 from omniq_trio.store import JournalStore, Outcome
-from omniq_trio.testing._store_checks import T0, make_task
+from omniq_trio.testing import T0, make_task
 
 LEASE = 30.0
 RETRY_DELAY = 5.0
 WORKERS = ("w1", "w2")
 ERROR = TaskError("builtins.ValueError", "boom")
 FINISHED = {TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED}
+MAX_LOST_RUNS = 1
 
 operations = st.lists(
     st.one_of(
@@ -56,6 +57,7 @@ class Entry:
     lease_until: float | None = None
     finished_at: float | None = None
     result: TaskStatus | None = None
+    lost_runs: int = 0
 
 
 @attrs.define
@@ -90,15 +92,16 @@ class Model:
 
 
 async def check(store: JournalStore, model: Model) -> None:
-    tasks = await store.list_tasks()
+    tasks = (await store.list_tasks()).tasks
     assert [t.id for t in tasks] == list(model.tasks)
     for task in tasks:
         e = model.tasks[task.id]
-        assert (task.status, task.attempts, task.worker_id, task.eta) == (
+        assert (task.status, task.attempts, task.worker_id, task.eta, task.lost_runs) == (
             e.status,
             e.attempts,
             e.worker,
             e.eta,
+            e.lost_runs,
         ), task
         result = await store.get_result(task.id)
         assert (result.status if result else None) == e.result
@@ -124,7 +127,10 @@ async def apply(op: tuple[Any, ...], store: JournalStore, model: Model, base: Pa
     now = model.now
     match op:
         case ("enqueue", specs):
-            tasks = [make_task(priority=p, eta=now + delay, created_at=now) for p, delay in specs]
+            tasks = [
+                make_task(priority=p, eta=now + delay, created_at=now, max_lost_runs=MAX_LOST_RUNS)
+                for p, delay in specs
+            ]
             await store.enqueue(tasks)
             for t in tasks:
                 model.tasks[t.id] = Entry(TaskStatus.PENDING, t.priority, t.eta, next(model.seq))
@@ -135,7 +141,7 @@ async def apply(op: tuple[Any, ...], store: JournalStore, model: Model, base: Pa
             if (task_id := model.running(k)) is not None:
                 e = model.tasks[task_id]
                 assert e.worker is not None
-                (error,) = await store.record([Outcome(task_id, e.worker, now, value=k)])
+                (error,) = await store.record([Outcome.success(task_id, e.worker, now, k)])
                 assert error is None
                 e.attempts += 1
                 model.finish(e, TaskStatus.SUCCESS)
@@ -168,16 +174,21 @@ async def apply(op: tuple[Any, ...], store: JournalStore, model: Model, base: Pa
                 if cancelled:
                     model.finish(e, TaskStatus.CANCELLED)
         case ("expire",):
-            expired = await store.reclaim_expired(now=now)
+            reclaimed = await store.reclaim_expired(now=now)
             expected = [
                 i
                 for i, e in model.tasks.items()
                 if e.lease_until is not None and e.lease_until < now
             ]
-            assert sorted(expired) == sorted(expected)
+            assert sorted(reclaimed.requeued + reclaimed.failed) == sorted(expected)
             for task_id in expected:
                 e = model.tasks[task_id]
-                model.requeue(e, TaskStatus.PENDING, e.eta)
+                e.lost_runs += 1
+                if e.lost_runs > MAX_LOST_RUNS:
+                    assert task_id in reclaimed.failed
+                    model.finish(e, TaskStatus.FAILED)
+                else:
+                    model.requeue(e, TaskStatus.PENDING, e.eta)
         case ("advance", seconds):
             model.now += seconds
         case ("purge",):
@@ -187,7 +198,7 @@ async def apply(op: tuple[Any, ...], store: JournalStore, model: Model, base: Pa
                 for i, e in model.tasks.items()
                 if e.status in FINISHED and e.finished_at is not None and e.finished_at < cutoff
             ]
-            assert await store.purge(finished_before=cutoff) == len(gone)
+            assert await store.purge(finished_before=cutoff, failed_before=cutoff) == len(gone)
             for task_id in gone:
                 del model.tasks[task_id]
         case ("compact",):

@@ -13,6 +13,7 @@ import re
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import attrs
 import psycopg
@@ -172,20 +173,21 @@ async def test_only_the_worker_claims_and_records(roles: Roles) -> None:
     ):
         async with AsyncOmniQ(roles.settings(roles.producer), store=producer) as omniq:
             task_id = await omniq.enqueue(add, 1, 2)
+        done = Outcome.success(task_id, "w", now, 3)
         for refused in [
-            producer.claim("w", now=now, limit=1, lease_until=now + 30),
-            producer.record([Outcome(task_id, "w", now, 3)]),
-            producer.release([task_id], worker_id="w"),
-            producer.renew("w", lease_until=now + 30),
-            producer.reclaim_expired(now=now),
-            producer.purge(finished_before=math.inf),
+            partial(producer.claim, "w", now=now, limit=1, lease_until=now + 30),
+            partial(producer.record, [done]),
+            partial(producer.release, [task_id], worker_id="w"),
+            partial(producer.renew, "w", lease_until=now + 30),
+            partial(producer.reclaim_expired, now=now),
+            partial(producer.purge, finished_before=math.inf, failed_before=math.inf),
         ]:
             with pytest.raises(StoreError, match=DENIED):
-                await refused
+                await refused()
         (claimed,) = await worker.claim("w", now=now, limit=1, lease_until=now + 30)
         assert claimed.id == task_id
-        assert await worker.record([Outcome(task_id, "w", now, 3)]) == [None]
-        assert await worker.purge(finished_before=math.inf) == 1
+        assert await worker.record([done]) == [None]
+        assert await worker.purge(finished_before=math.inf, failed_before=math.inf) == 1
     schema = f'"{roles.schema}"'
     for role, statement in [
         (roles.producer, f"UPDATE {schema}.tasks SET status = 'running'"),
