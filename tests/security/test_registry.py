@@ -162,21 +162,35 @@ async def test_decorator_defaults_apply_to_calls_that_pass_the_function(
     (from_call,) = await omniq.enqueue_many([Call(decorated_write, (path,))])
     explicit = await omniq.get_task(
         await omniq.enqueue(
-            decorated_write, path, max_retries=0, timeout=5, priority=0, retry_on_timeout=False
+            decorated_write,
+            path,
+            max_retries=0,
+            timeout=5,
+            priority=0,
+            retry_on_timeout=False,
+            queue="default",
+            max_lost_runs=3,
         )
     )
     by_path = await omniq.get_task(await omniq.enqueue(f"{TASK_MODULE}:decorated_write", path))
     bare = await omniq.get_task(await omniq.enqueue(decorated_echo, 1))
-    assert as_set(defaults) == (2, 30.0, 5, True)
-    assert as_set(await omniq.get_task(from_call)) == (2, 30.0, 5, True)
-    assert as_set(explicit) == (0, 5.0, 0, False)
+    assert as_set(defaults) == (2, 30.0, 5, True, "files", 1)
+    assert as_set(await omniq.get_task(from_call)) == (2, 30.0, 5, True, "files", 1)
+    assert as_set(explicit) == (0, 5.0, 0, False, "default", 3)
     # a producer enqueuing by path does not see the decorator's defaults
-    assert as_set(by_path) == (0, None, 0, False)
-    assert as_set(bare) == (0, None, 0, False)
+    assert as_set(by_path) == (0, None, 0, False, "default", 3)
+    assert as_set(bare) == (0, None, 0, False, "default", 3)
 
 
-def as_set(task: Task) -> tuple[int, float | None, int, bool]:
-    return (task.max_retries, task.timeout, task.priority, task.retry_on_timeout)
+def as_set(task: Task) -> tuple[object, ...]:
+    return (
+        task.max_retries,
+        task.timeout,
+        task.priority,
+        task.retry_on_timeout,
+        task.queue,
+        task.max_lost_runs,
+    )
 
 
 def test_the_decorator_returns_the_function_and_checks_its_options() -> None:
@@ -191,5 +205,9 @@ def test_the_decorator_returns_the_function_and_checks_its_options() -> None:
         omniq_trio.task(priority=1.5)  # type: ignore[arg-type]
     with pytest.raises(TaskOptionError, match="retry_on_timeout must be True or False"):
         omniq_trio.task(retry_on_timeout="yes")  # type: ignore[arg-type]
+    with pytest.raises(TaskOptionError, match="queue must be a queue name"):
+        omniq_trio.task(queue="no spaces")
+    with pytest.raises(TaskOptionError, match="max_lost_runs must be an integer >= 0"):
+        omniq_trio.task(max_lost_runs=-1)
     with pytest.raises(FunctionImportError, match="define it at module level"):
         omniq_trio.task(local)

@@ -24,7 +24,9 @@ def write_file(path: str, text: str = "ran") -> str:
     return text
 
 
-@omniq_trio.task(max_retries=2, timeout=30, priority=5, retry_on_timeout=True)
+@omniq_trio.task(
+    max_retries=2, timeout=30, priority=5, retry_on_timeout=True, queue="files", max_lost_runs=1
+)
 def decorated_write(path: str, text: str = "ran") -> str:
     """As :func:`write_file`, with task defaults."""
     Path(path).write_text(text)
