@@ -22,7 +22,7 @@ from ._access import Access, Session
 __all__ = ["Guard", "cookie_name"]
 
 #: Paths anyone who can reach the port may fetch.
-PUBLIC_PATHS: Final = frozenset({"/healthz", "/favicon.ico"})
+PUBLIC_PATHS: Final = frozenset({"/healthz"})
 PUBLIC_PREFIX: Final = "/static/"
 
 # Scripts and styles come from this server only; nothing may frame the pages
