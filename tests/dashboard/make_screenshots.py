@@ -15,8 +15,10 @@ import argparse
 import math
 import time
 from pathlib import Path
+from typing import Final
 
 import trio
+from playwright.sync_api import FloatRect
 
 from omniq_trio import AsyncOmniQ, TaskStatus
 from tests.dashboard import dash_tasks
@@ -25,7 +27,7 @@ from tests.dashboard.browser import launch_browser
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "docs" / "images"
-_TOP_OF_PAGE = {"x": 0, "y": 0, "width": 1280, "height": 820}
+_TOP_OF_PAGE: Final = FloatRect(x=0, y=0, width=1280, height=820)
 PEOPLE = ["ada", "grace", "alan", "edsger", "barbara", "donald", "margaret", "ken"]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import trio
 
 from omniq_trio import TaskStatus
@@ -70,7 +72,9 @@ async def test_the_sampler_reads_on_a_timer_and_survives_a_failed_read(
     autojump_clock: object,
 ) -> None:
     throughput = Throughput(bucket_seconds=10, buckets=6)
-    reads = iter([counts(0), RuntimeError("store down"), counts(4), counts(6)])
+    reads: Iterator[dict[TaskStatus, int] | Exception] = iter(
+        [counts(0), RuntimeError("store down"), counts(4), counts(6)]
+    )
 
     async def read() -> tuple[float, dict[TaskStatus, int]]:
         value = next(reads)
