@@ -5,6 +5,10 @@
   "use strict";
 
   const every = Number(document.body.dataset.refresh) || 2000;
+  // a store slow to answer (a huge one, a loaded database) is asked less often:
+  // the next refresh waits at least four times as long as the last one took
+  const SLOWDOWN = 4;
+  let wait = every;
   const indicator = document.getElementById("live-status");
   let timer = null;
   let busy = false;
@@ -18,7 +22,7 @@
 
   function schedule() {
     clearTimeout(timer);
-    timer = setTimeout(refresh, every);
+    timer = setTimeout(refresh, wait);
   }
 
   function focusedIn(region) {
@@ -32,6 +36,7 @@
       return;
     }
     busy = true;
+    const started = performance.now();
     try {
       const response = await fetch(location.href, {
         headers: { Accept: "text/html" },
@@ -59,6 +64,7 @@
       show("error", "offline");
     } finally {
       busy = false;
+      wait = Math.max(every, SLOWDOWN * (performance.now() - started));
     }
     schedule();
   }
