@@ -10,50 +10,34 @@
     workers.stop(timeout=5.0)
     omniq.close()
 
-Each ``OmniQ`` owns one background thread running ``trio.run``, in which its
-:class:`AsyncOmniQ` lives. A blocking method sends its call there with
-``trio.from_thread.run`` and waits for the answer, so any number of threads
-can call at once; exceptions arrive in the caller's thread unchanged.
+Each ``OmniQ`` owns one background thread running ``trio.run``
+(:class:`~omniq_trio._bridge.TrioThread`), in which its :class:`AsyncOmniQ`
+lives. A blocking method hands its call to that thread and waits for the
+answer, so any number of threads can call at once; exceptions arrive in the
+caller's thread unchanged.
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import functools
-import queue
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Final, Self, TypeVar, final
+from typing import Any, Self, final
 
 import attrs
 import trio
 
+from ._bridge import TrioThread, not_from_trio
 from ._call import Call, Seconds
 from ._client import AsyncOmniQ
 from .config import Settings
-from .errors import StoreClosedError
 from .models import Task, TaskResult, TaskStatus
 from .store import StoreStats
 from .worker import PoolStatistics, WorkerPool
 
 __all__ = ["OmniQ", "SyncWorkerPool"]
-
-T = TypeVar("T")
-
-#: Name of the background thread, so that it is easy to tell apart in a dump.
-THREAD_NAME: Final = "omniq-trio"
-
-
-def _not_from_trio(what: str) -> None:
-    # trio.from_thread would refuse too, with a message that does not say what to do
-    if trio.lowlevel.in_trio_run():
-        raise RuntimeError(
-            f"OmniQ.{what}() blocks, so it cannot be called from trio code (it would stall "
-            "the event loop, or deadlock inside OmniQ's own thread); use AsyncOmniQ there, "
-            "or trio.to_thread.run_sync"
-        )
 
 
 @final
@@ -67,26 +51,8 @@ class OmniQ:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self._async = AsyncOmniQ(settings)  # checks the settings; does no I/O
-        self._lock = threading.Lock()
-        self._closed = False
-        self._loop_error: Exception | None = None
-        # Touched only in the background thread:
-        self._closing = False
-        self._close_requested = trio.Event()
-        self._calls: set[trio.CancelScope] = set()
-        self._calls_done = trio.Event()
-        self._running_pools: set[SyncWorkerPool] = set()
-
-        started: queue.SimpleQueue[trio.lowlevel.TrioToken | Exception] = queue.SimpleQueue()
-        self._thread = threading.Thread(
-            target=self._thread_main, args=(started,), name=THREAD_NAME, daemon=True
-        )
-        self._thread.start()
-        token = started.get()
-        if isinstance(token, Exception):
-            self._thread.join()
-            raise token
-        self._token = token
+        self._thread = TrioThread(owner="OmniQ", cleanup=self._async.aclose)
+        self._thread.start().result()  # raises what stopped trio from starting
         # The thread is a daemon so that a forgotten OmniQ cannot keep the
         # interpreter alive; atexit still closes it properly.
         atexit.register(self.close)
@@ -95,60 +61,6 @@ class OmniQ:
     def settings(self) -> Settings:
         """The settings this queue was made with."""
         return self._async.settings
-
-    # ------------------------------------------------------- the background thread
-
-    def _thread_main(self, started: queue.SimpleQueue[trio.lowlevel.TrioToken | Exception]) -> None:
-        try:
-            trio.run(self._loop, started)
-        except Exception as exc:  # handed to the constructor or close(), which raise it
-            self._loop_error = exc
-            started.put(exc)  # unread once the constructor has its token
-
-    async def _loop(self, started: queue.SimpleQueue[trio.lowlevel.TrioToken | Exception]) -> None:
-        started.put(trio.lowlevel.current_trio_token())
-        await self._close_requested.wait()
-        self._closing = True
-        async with trio.open_nursery() as nursery:
-            for pool in list(self._running_pools):
-                nursery.start_soon(pool._stop_in_trio, None)
-        if self._calls:
-            for scope in self._calls:
-                scope.cancel()
-            await self._calls_done.wait()
-        await self._async.aclose()
-
-    async def _guarded(self, call: Callable[[], Awaitable[T]]) -> T:
-        if self._closing:
-            raise StoreClosedError("this OmniQ is closed")
-        with trio.CancelScope() as scope:
-            self._calls.add(scope)
-            try:
-                return await call()
-            finally:
-                self._calls.discard(scope)
-                if self._closing and not self._calls:
-                    self._calls_done.set()
-        raise StoreClosedError("this OmniQ was closed while the call was waiting")
-
-    def _run(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
-        """Run ``call()`` in the background thread and wait for its outcome."""
-        _not_from_trio(what)
-        if self._closed:
-            raise StoreClosedError("this OmniQ is closed")
-        try:
-            return trio.from_thread.run(self._guarded, call, trio_token=self._token)
-        except trio.RunFinishedError:
-            raise StoreClosedError("this OmniQ is closed") from None
-
-    def _run_sync(self, what: str, fn: Callable[[], T]) -> T:
-        _not_from_trio(what)
-        if self._closed:
-            raise StoreClosedError("this OmniQ is closed")
-        try:
-            return trio.from_thread.run_sync(fn, trio_token=self._token)
-        except trio.RunFinishedError:
-            raise StoreClosedError("this OmniQ is closed") from None
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -159,16 +71,9 @@ class OmniQ:
         A call still waiting in another thread (``get_result(wait=True)``) raises
         ``StoreClosedError``.
         """
-        _not_from_trio("close")
-        with self._lock:
-            first, self._closed = not self._closed, True
-        if first:
-            atexit.unregister(self.close)
-            with contextlib.suppress(trio.RunFinishedError):  # the loop already ended
-                trio.from_thread.run_sync(self._close_requested.set, trio_token=self._token)
-        self._thread.join()
-        if first and self._loop_error is not None:
-            raise self._loop_error
+        not_from_trio("close")
+        atexit.unregister(self.close)
+        self._thread.close()
 
     def __enter__(self) -> Self:
         return self
@@ -213,20 +118,20 @@ class OmniQ:
             task_kwargs=task_kwargs,
             **kwargs,
         )
-        return self._run("enqueue", call)
+        return self._thread.run("enqueue", call)
 
     def enqueue_many(self, calls: Iterable[Call]) -> list[str]:
         """Enqueue several tasks in one write, all or none; see :meth:`AsyncOmniQ.enqueue_many`."""
         calls = list(calls)  # an iterator is consumed here, not in the other thread
-        return self._run("enqueue_many", functools.partial(self._async.enqueue_many, calls))
+        return self._thread.run("enqueue_many", functools.partial(self._async.enqueue_many, calls))
 
     def cancel(self, task_id: str) -> bool:
         """Cancel a task that has not finished; ``False`` if it already had."""
-        return self._run("cancel", functools.partial(self._async.cancel, task_id))
+        return self._thread.run("cancel", functools.partial(self._async.cancel, task_id))
 
     def retry(self, task_id: str) -> None:
         """Run a FAILED task again now, with a fresh retry budget."""
-        self._run("retry", functools.partial(self._async.retry, task_id))
+        self._thread.run("retry", functools.partial(self._async.retry, task_id))
 
     # ---------------------------------------------------------------- reading
 
@@ -236,26 +141,26 @@ class OmniQ:
         """The task's result, or ``None`` while it has not finished; see
         :meth:`AsyncOmniQ.get_result` (``wait``, ``timeout``)."""
         call = functools.partial(self._async.get_result, task_id, wait=wait, timeout=timeout)
-        return self._run("get_result", call)
+        return self._thread.run("get_result", call)
 
     def get_task(self, task_id: str) -> Task:
         """The task's current state; raises ``TaskNotFoundError``."""
-        return self._run("get_task", functools.partial(self._async.get_task, task_id))
+        return self._thread.run("get_task", functools.partial(self._async.get_task, task_id))
 
     def list_tasks(
         self, status: TaskStatus | str | None = None, limit: int | None = None
     ) -> list[Task]:
         """Tasks in enqueue order, optionally of one status, at most ``limit``."""
         call = functools.partial(self._async.list_tasks, status=status, limit=limit)
-        return self._run("list_tasks", call)
+        return self._thread.run("list_tasks", call)
 
     def stats(self) -> StoreStats:
         """Counts of tasks by status and the oldest waiting task's enqueue time."""
-        return self._run("stats", self._async.stats)
+        return self._thread.run("stats", self._async.stats)
 
     def purge(self, older_than: float) -> int:
         """Forget finished tasks that finished more than ``older_than`` seconds ago."""
-        return self._run("purge", functools.partial(self._async.purge, older_than))
+        return self._thread.run("purge", functools.partial(self._async.purge, older_than))
 
     # ---------------------------------------------------------------- working
 
@@ -264,7 +169,7 @@ class OmniQ:
     ) -> SyncWorkerPool:
         """A worker pool on this queue (not yet running); see :class:`SyncWorkerPool`."""
         make = functools.partial(self._async.worker, concurrency, poll_interval)
-        return SyncWorkerPool(self, self._run_sync("worker", make))
+        return SyncWorkerPool(self._thread, self._thread.run_sync("worker", make))
 
 
 @final
@@ -274,10 +179,11 @@ class SyncWorkerPool:
 
     ``threading.Thread(target=workers.start).start()`` runs it; ``workers.stop()``
     from any other thread stops it (DESIGN.md's stop protocol) and returns once
-    it has stopped. Its tasks run in the OmniQ's background thread.
+    it has stopped. Its tasks run in the OmniQ's background thread; closing the
+    OmniQ stops it gracefully first.
     """
 
-    _omniq: OmniQ
+    _thread: TrioThread
     _pool: WorkerPool
     #: set by start() in the caller's thread, before the run reaches trio
     _start_requested: bool = False
@@ -308,9 +214,9 @@ class SyncWorkerPool:
 
     def statistics(self) -> PoolStatistics:
         """A snapshot of the pool's counters."""
-        if self._omniq._closed:  # the pool has stopped: its figures no longer move
+        if self._thread.closed:  # the pool has stopped: its figures no longer move
             return self._pool.statistics()
-        return self._omniq._run_sync("statistics", self._pool.statistics)
+        return self._thread.run_sync("statistics", self._pool.statistics)
 
     def start(self) -> None:
         """Run the pool; block until it has stopped. A pool runs once.
@@ -320,7 +226,7 @@ class SyncWorkerPool:
         """
         self._start_requested = True
         try:
-            self._omniq._run("start", self._run_in_trio)
+            self._thread.run("start", self._run_in_trio)
         except KeyboardInterrupt:
             try:
                 self._stop(None)
@@ -344,25 +250,22 @@ class SyncWorkerPool:
             self._returned.wait()
 
     def _stop(self, timeout: float | None) -> None:
-        if self._omniq._closed:
-            _not_from_trio("stop")
-            self._omniq._thread.join()  # closing stops every pool before the thread ends
+        if self._thread.closed:
+            not_from_trio("stop")
+            self._thread.join()  # closing stops every pool before the thread ends
         else:
-            self._omniq._run("stop", functools.partial(self._stop_in_trio, timeout))
+            self._thread.run("stop", functools.partial(self._stop_in_trio, timeout))
 
     async def _run_in_trio(self) -> None:
+        """Run the pool in the background thread (what ``start()`` hands over)."""
         try:
-            if self._omniq._closing:
-                raise StoreClosedError("this OmniQ is closed")
-            self._omniq._running_pools.add(self)
-            try:
+            with self._thread.stop_at_close(self._stop_in_trio):
                 await self._pool.run()
-            finally:
-                self._omniq._running_pools.discard(self)
         finally:
             self._done.set()
 
-    async def _stop_in_trio(self, timeout: float | None) -> None:
+    async def _stop_in_trio(self, timeout: float | None = None) -> None:
+        """Stop the pool from the background thread; returns once its run has ended."""
         await self._pool.stop(timeout)
         # start() may have been called but not have reached trio yet: once it
         # does, the run ends at once, and stop() returns after that.
