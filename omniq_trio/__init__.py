@@ -10,11 +10,14 @@
         result = await omniq.get_result(task_id, wait=True)
         await workers.stop()
 
-``OmniQ`` has the same methods, blocking, for code that does not run trio.
+``OmniQ`` has the same methods, blocking, for code that does not run trio;
+``AsyncioOmniQ`` as coroutines for asyncio code.
 """
 
 from omniq_trio._reexport import publish
 
+from ._asyncio import AsyncioOmniQ as AsyncioOmniQ
+from ._asyncio import AsyncioWorkerPool as AsyncioWorkerPool
 from ._call import RESERVED_OPTIONS as RESERVED_OPTIONS
 from ._call import Call as Call
 from ._call import TaskOptionError as TaskOptionError
@@ -53,6 +56,9 @@ from .errors import (
 from .errors import (
     TaskTimeoutError as TaskTimeoutError,
 )
+from .errors import (
+    TransactionalEnqueueError as TransactionalEnqueueError,
+)
 from .models import Task as Task
 from .models import TaskError as TaskError
 from .models import TaskResult as TaskResult
@@ -66,6 +72,8 @@ __version__ = "0.1.0"
 __all__ = [
     "RESERVED_OPTIONS",
     "AsyncOmniQ",
+    "AsyncioOmniQ",
+    "AsyncioWorkerPool",
     "Call",
     "ConfigError",
     "FunctionImportError",
@@ -87,6 +95,7 @@ __all__ = [
     "TaskResult",
     "TaskStatus",
     "TaskTimeoutError",
+    "TransactionalEnqueueError",
     "WorkerPool",
     "serve",
 ]

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Final, Generic, TypeVar, final
 
 import attrs
+import outcome
 import trio
 
 from .errors import StoreClosedError
@@ -124,6 +125,11 @@ class TrioThread:
     def closed(self) -> bool:
         """Whether closing was requested (calls made from now on fail)."""
         return self._close_requested_flag
+
+    @property
+    def finished(self) -> concurrent.futures.Future[None]:
+        """Settled when trio's run has ended (its exception: the error that ended it)."""
+        return self._finished
 
     @property
     def calls_in_flight(self) -> int:
@@ -266,7 +272,9 @@ class TrioThread:
                 async with trio.open_nursery() as stoppers:
                     for stop in list(self._stops):
                         stoppers.start_soon(stop)
-                nursery.cancel_scope.cancel()  # shielded calls run on to their end
+                for call in self._calls:
+                    if not call._shield and call._scope is not None:
+                        call._scope.cancel()  # shielded calls run on to their end
         finally:
             with trio.CancelScope(shield=True):
                 await self._cleanup()
@@ -282,25 +290,35 @@ class TrioThread:
         self._nursery.start_soon(self._serve, async_fn, submitted)
 
     async def _serve(self, async_fn: Callable[[], Awaitable[T]], submitted: Submitted[T]) -> None:
-        future = submitted.future
         assert submitted._scope is not None
+        result: outcome.Outcome[T] | None = None
         try:
             with submitted._scope:
-                future.set_result(await async_fn())
-                return
-            # here only when the scope caught a cancellation
-            if self._closing:
-                future.set_exception(
+                result = outcome.Value(await async_fn())
+            if result is None:  # the scope caught a cancellation
+                result = outcome.Error(
                     StoreClosedError(f"this {self._owner} was closed while the call was waiting")
+                    if self._closing
+                    else concurrent.futures.CancelledError()
                 )
-            else:
-                future.cancel()
         except Exception as exc:  # the call's own error, raised in its caller's thread
-            future.set_exception(exc)
+            result = outcome.Error(exc)
         finally:
+            # out of the count before the caller hears back
             self._calls.discard(submitted)
-            if not future.done():  # a BaseException is ending the run: leave no caller hanging
-                future.set_exception(self._closed_error())
+            if result is None:  # a BaseException is ending the run: leave no caller hanging
+                result = outcome.Error(self._closed_error())
+            _settle(submitted.future, result)
 
     def _closed_error(self) -> StoreClosedError:
         return StoreClosedError(f"this {self._owner} is closed")
+
+
+def _settle(future: concurrent.futures.Future[T], result: outcome.Outcome[T]) -> None:
+    if isinstance(result, outcome.Value):
+        future.set_result(result.value)
+    elif isinstance(result, outcome.Error):
+        if isinstance(result.error, concurrent.futures.CancelledError):
+            future.cancel()
+        else:
+            future.set_exception(result.error)

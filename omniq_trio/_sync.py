@@ -24,18 +24,23 @@ import functools
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Self, final
+from typing import TYPE_CHECKING, Any, Self, final
 
 import attrs
 import trio
 
+from . import _transactional
 from ._bridge import TrioThread, not_from_trio
 from ._call import Call, Seconds
 from ._client import AsyncOmniQ
+from ._codec import codec_for
 from .config import Settings
 from .models import Task, TaskResult, TaskStatus
 from .store import StoreStats
 from .worker import PoolStatistics, WorkerPool
+
+if TYPE_CHECKING:
+    import psycopg
 
 __all__ = ["OmniQ", "SyncWorkerPool"]
 
@@ -51,6 +56,7 @@ class OmniQ:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self._async = AsyncOmniQ(settings)  # checks the settings; does no I/O
+        self._codec = codec_for(self._async.settings.serializer)
         self._thread = TrioThread(owner="OmniQ", cleanup=self._async.aclose)
         self._thread.start().result()  # raises what stopped trio from starting
         # The thread is a daemon so that a forgotten OmniQ cannot keep the
@@ -100,14 +106,23 @@ class OmniQ:
         timeout: Seconds | None = None,
         priority: int = 0,
         retry_on_timeout: bool = False,
+        connection: psycopg.Connection[Any] | None = None,
         task_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> str:
-        """Enqueue ``func(*args, **kwargs)``; see :meth:`AsyncOmniQ.enqueue`."""
-        call = functools.partial(
-            self._async.enqueue,
+        """Enqueue ``func(*args, **kwargs)``; see :meth:`AsyncOmniQ.enqueue`.
+
+        With ``connection=`` (a psycopg ``Connection``), the task is written
+        inside that connection's transaction, in this thread: it exists once
+        you commit, and not if you roll back (PostgreSQL store only; on the
+        other stores ``TransactionalEnqueueError``).
+        """
+        if task_kwargs is not None:
+            kwargs = {**kwargs, **task_kwargs}
+        call = Call(
             func,
-            *args,
+            args,
+            kwargs,
             eta=eta,
             delay=delay,
             interval=interval,
@@ -115,15 +130,27 @@ class OmniQ:
             timeout=timeout,
             priority=priority,
             retry_on_timeout=retry_on_timeout,
-            task_kwargs=task_kwargs,
-            **kwargs,
         )
-        return self._thread.run("enqueue", call)
+        (task_id,) = self.enqueue_many([call], connection=connection)
+        return task_id
 
-    def enqueue_many(self, calls: Iterable[Call]) -> list[str]:
-        """Enqueue several tasks in one write, all or none; see :meth:`AsyncOmniQ.enqueue_many`."""
+    def enqueue_many(
+        self, calls: Iterable[Call], *, connection: psycopg.Connection[Any] | None = None
+    ) -> list[str]:
+        """Enqueue several tasks in one write, all or none; see :meth:`AsyncOmniQ.enqueue_many`.
+
+        ``connection=``: in that transaction, as for :meth:`enqueue`.
+        """
         calls = list(calls)  # an iterator is consumed here, not in the other thread
-        return self._thread.run("enqueue_many", functools.partial(self._async.enqueue_many, calls))
+        if connection is None:
+            make = functools.partial(self._async.enqueue_many, calls)
+            return self._thread.run("enqueue_many", make)
+        tasks = _transactional.build_tasks(
+            calls, settings=self.settings, codec=self._codec, now=self._async.clock.now()
+        )
+        statement = _transactional.enqueue_statement(self._async.store, tasks)
+        _transactional.check_connection(connection, asyncio=False)
+        return _transactional.run_statement(connection, statement, len(tasks))
 
     def cancel(self, task_id: str) -> bool:
         """Cancel a task that has not finished; ``False`` if it already had."""

@@ -21,6 +21,7 @@ __all__ = [
     "StoreError",
     "TaskNotFoundError",
     "TaskTimeoutError",
+    "TransactionalEnqueueError",
 ]
 
 
@@ -105,3 +106,8 @@ class JournalCorruptError(JournalError):
         self.path = path
         self.offset = offset
         self.reason = reason
+
+
+class TransactionalEnqueueError(OmniQError):
+    """``enqueue(connection=...)`` cannot write the task in that transaction (a store
+    without transactions, or a connection of the wrong kind); nothing was written."""
