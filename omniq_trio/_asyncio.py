@@ -15,76 +15,39 @@ the store, not even while it opens.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
-import concurrent.futures
-import contextlib
 import functools
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, final
 
-import attrs
 import trio
 
 from . import _transactional
-from ._bridge import TrioThread
-from ._call import Call, Seconds
+from ._asyncio_pool import AsyncioWorkerPool
+from ._bridge import TrioThread, call_from_asyncio, settled
+from ._call import Call, Eta, Seconds
 from ._client import AsyncOmniQ
 from ._codec import codec_for
 from .config import Settings
-from .models import Task, TaskResult, TaskStatus
+from .models import (
+    Enqueued,
+    QueueInfo,
+    ScheduleInfo,
+    Task,
+    TaskPage,
+    TaskResult,
+    TaskStatus,
+    WorkerInfo,
+)
 from .store import StoreStats
-from .worker import PoolStatistics, WorkerPool
 
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["AsyncioOmniQ", "AsyncioWorkerPool"]
+__all__ = ["AsyncioOmniQ"]
 
 T = TypeVar("T")
-
-
-async def _settled(future: concurrent.futures.Future[T]) -> T:
-    """Await a future settled in another thread, without blocking the loop.
-
-    Unlike ``asyncio.wrap_future``, cancelling the wait leaves ``future`` alone.
-    """
-    loop = asyncio.get_running_loop()
-    waiter: asyncio.Future[T] = loop.create_future()
-
-    def copy() -> None:  # in the loop
-        if waiter.done():  # the awaiting task was cancelled
-            return
-        if future.cancelled():
-            waiter.cancel()
-        elif (exc := future.exception()) is not None:
-            waiter.set_exception(exc)
-        else:
-            waiter.set_result(future.result())
-
-    def on_done(_: concurrent.futures.Future[T]) -> None:  # in the thread that settled it
-        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
-            loop.call_soon_threadsafe(copy)
-
-    future.add_done_callback(on_done)
-    return await waiter
-
-
-async def _call_in(
-    thread: TrioThread, async_fn: Callable[[], Awaitable[T]], *, shield: bool = False
-) -> T:
-    """Await ``async_fn()`` run in ``thread``; cancelling the wait cancels the call
-    (unless it is shielded)."""
-    ready = thread.start()
-    if not ready.done():
-        await _settled(ready)
-    submitted = thread.submit(async_fn, shield=shield)
-    try:
-        return await _settled(submitted.future)
-    except asyncio.CancelledError:
-        submitted.cancel()
-        raise
 
 
 @final
@@ -100,8 +63,8 @@ class AsyncioOmniQ:
 
     **Cancellation.** Cancelling a task awaiting a method (``task.cancel()``,
     ``asyncio.timeout``, a client that hung up) stops the wait at once.
-    A change (``enqueue``, ``enqueue_many``, ``cancel``, ``retry``,
-    ``purge``) that was already handed over still completes, all or none, in
+    A change (``enqueue*``, ``cancel``, ``retry``, ``purge``, the queue
+    controls) that was already handed over still completes, all or none, in
     the background thread: a cancelled ``enqueue`` may have happened. A read
     (``get_result(wait=True)`` included) is cancelled with its wait.
     """
@@ -120,7 +83,7 @@ class AsyncioOmniQ:
         return self._async.settings
 
     async def _call(self, async_fn: Callable[[], Awaitable[T]], *, shield: bool = False) -> T:
-        return await _call_in(self._thread, async_fn, shield=shield)
+        return await call_from_asyncio(self._thread, async_fn, shield=shield)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -140,7 +103,7 @@ class AsyncioOmniQ:
         first, finished = self._thread.request_close()
         if first:
             atexit.unregister(self._thread.close)
-        await _settled(finished)
+        await settled(finished)
         self._thread.join()  # trio's run has returned: the thread is ending
 
     async def __aenter__(self) -> Self:
@@ -162,13 +125,18 @@ class AsyncioOmniQ:
         func: Callable[..., Any] | str,
         /,
         *args: Any,
-        eta: Any = None,
+        eta: Eta | None = None,
         delay: Seconds | None = None,
         interval: Seconds | None = None,
         max_retries: int | None = None,
         timeout: Seconds | None = None,
         priority: int = 0,
         retry_on_timeout: bool = False,
+        queue: str | None = None,
+        unique_key: str | None = None,
+        unique_for: Seconds | None = None,
+        max_lost_runs: int | None = None,
+        headers: Mapping[str, str] | None = None,
         connection: psycopg.AsyncConnection[Any] | None = None,
         task_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any,
@@ -178,8 +146,8 @@ class AsyncioOmniQ:
         Options as :meth:`AsyncOmniQ.enqueue`. With ``connection=`` (a
         psycopg ``AsyncConnection``), the task is written inside that
         connection's transaction, on this event loop: it exists once you
-        commit, and not if you roll back (PostgreSQL store only; on the other
-        stores ``TransactionalEnqueueError``). Cancelled while waiting: see
+        commit, and not if you roll back (on stores that offer it; the others
+        raise ``TransactionalEnqueueError``). Cancelled while waiting: see
         the class docstring.
         """
         if task_kwargs is not None:
@@ -195,37 +163,48 @@ class AsyncioOmniQ:
             timeout=timeout,
             priority=priority,
             retry_on_timeout=retry_on_timeout,
+            queue=queue,
+            unique_key=unique_key,
+            unique_for=unique_for,
+            max_lost_runs=max_lost_runs,
+            headers=headers,
         )
-        (task_id,) = await self.enqueue_many([call], connection=connection)
-        return task_id
+        (enqueued,) = await self.enqueue_calls([call], connection=connection)
+        return enqueued.id
 
     async def enqueue_many(
-        self,
-        calls: Iterable[Call],
-        *,
-        connection: psycopg.AsyncConnection[Any] | None = None,
+        self, calls: Iterable[Call], *, connection: psycopg.AsyncConnection[Any] | None = None
     ) -> list[str]:
-        """Enqueue several tasks in one write, all or none; returns their ids in order.
+        """Enqueue several tasks in one write, all or none; returns their ids in order
+        (for a call whose unique key was taken, the id of the task holding it)."""
+        return [e.id for e in await self.enqueue_calls(calls, connection=connection)]
 
-        ``connection=``: in that transaction, as for :meth:`enqueue`.
-        """
+    async def enqueue_calls(
+        self, calls: Iterable[Call], *, connection: psycopg.AsyncConnection[Any] | None = None
+    ) -> list[Enqueued]:
+        """Enqueue several tasks in one write, all or none, and say per call whether it
+        created a task; see :meth:`AsyncOmniQ.enqueue_calls`. ``connection=``: in
+        that transaction, as for :meth:`enqueue`."""
         calls = list(calls)  # an iterator is consumed here, not in the other thread
         if connection is None:
-            return await self._call(functools.partial(self._async.enqueue_many, calls), shield=True)
-        now = self._async.clock.now()
+            enqueue = functools.partial(self._async.enqueue_calls, calls)
+            return await self._call(enqueue, shield=True)
         tasks = _transactional.build_tasks(
-            calls, settings=self.settings, codec=self._codec, now=now
+            calls, settings=self.settings, codec=self._codec, now=self._async.clock.now()
         )
         statement = _transactional.enqueue_statement(self._async.store, tasks)
         _transactional.check_connection(connection, asyncio=True)
         return await _transactional.run_statement_async(connection, statement, len(tasks))
 
     async def cancel(self, task_id: str) -> bool:
-        """Cancel a task that has not finished; ``False`` if it already had."""
+        """Cancel a task that has not finished; ``False`` if it already had.
+
+        A running task is interrupted (see :meth:`AsyncOmniQ.cancel`).
+        """
         return await self._call(functools.partial(self._async.cancel, task_id), shield=True)
 
     async def retry(self, task_id: str) -> None:
-        """Run a FAILED task again now, with a fresh retry budget."""
+        """Run a FAILED task again now, with fresh retry and lost-run budgets."""
         await self._call(functools.partial(self._async.retry, task_id), shield=True)
 
     # ---------------------------------------------------------------- reading
@@ -250,18 +229,84 @@ class AsyncioOmniQ:
         return await self._call(functools.partial(self._async.get_task, task_id))
 
     async def list_tasks(
-        self, status: TaskStatus | str | None = None, limit: int | None = None
+        self,
+        status: TaskStatus | str | None = None,
+        limit: int | None = None,
+        *,
+        queue: str | None = None,
+        func: Callable[..., Any] | str | None = None,
     ) -> list[Task]:
-        """Tasks in enqueue order, optionally of one status, at most ``limit``."""
-        return await self._call(functools.partial(self._async.list_tasks, status, limit))
+        """Tasks in enqueue order, optionally of one status, queue or function, at most
+        ``limit``; for large stores, page with :meth:`query_tasks`."""
+        call = functools.partial(self._async.list_tasks, status, limit, queue=queue, func=func)
+        return await self._call(call)
+
+    async def query_tasks(
+        self,
+        status: TaskStatus | str | Iterable[TaskStatus | str] | None = None,
+        *,
+        queue: str | None = None,
+        func: Callable[..., Any] | str | None = None,
+        id_prefix: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        newest_first: bool = False,
+    ) -> TaskPage:
+        """One page of tasks matching every filter given; see :meth:`AsyncOmniQ.query_tasks`."""
+        if status is not None and not isinstance(status, str):
+            status = list(status)  # consumed here, not in the other thread
+        call = functools.partial(
+            self._async.query_tasks,
+            status,
+            queue=queue,
+            func=func,
+            id_prefix=id_prefix,
+            limit=limit,
+            cursor=cursor,
+            newest_first=newest_first,
+        )
+        return await self._call(call)
 
     async def stats(self) -> StoreStats:
-        """Counts of tasks by status and the oldest waiting task's enqueue time."""
+        """Counts of tasks by status and by queue, and the eta of the oldest due task."""
         return await self._call(self._async.stats)
 
-    async def purge(self, older_than: float) -> int:
-        """Forget finished tasks that finished more than ``older_than`` seconds ago."""
-        return await self._call(functools.partial(self._async.purge, older_than), shield=True)
+    async def purge(self, older_than: float, *, include_failed: bool = False) -> int:
+        """Forget finished tasks that finished more than ``older_than`` seconds ago
+        (young FAILED ones are kept; see :meth:`AsyncOmniQ.purge`)."""
+        call = functools.partial(self._async.purge, older_than, include_failed=include_failed)
+        return await self._call(call, shield=True)
+
+    # ---------------------------------------------------- queues, schedules, workers
+
+    async def list_queues(self) -> list[QueueInfo]:
+        """Every queue with tasks, paused or rate-limited: counts and controls."""
+        return await self._call(self._async.list_queues)
+
+    async def pause_queue(self, name: str) -> None:
+        """Stop every worker from claiming tasks of queue ``name`` until :meth:`resume_queue`."""
+        await self._call(functools.partial(self._async.pause_queue, name), shield=True)
+
+    async def resume_queue(self, name: str) -> None:
+        """Let workers claim from queue ``name`` again."""
+        await self._call(functools.partial(self._async.resume_queue, name), shield=True)
+
+    async def set_queue_limit(self, name: str, *, max_starts: int, per: Seconds) -> None:
+        """Start at most ``max_starts`` tasks of queue ``name`` in any ``per`` seconds."""
+        call = functools.partial(self._async.set_queue_limit, name, max_starts=max_starts, per=per)
+        await self._call(call, shield=True)
+
+    async def clear_queue_limit(self, name: str) -> None:
+        """Remove queue ``name``'s rate limit."""
+        await self._call(functools.partial(self._async.clear_queue_limit, name), shield=True)
+
+    async def list_schedules(self) -> list[ScheduleInfo]:
+        """The cron schedules worker pools run, with their last and next slots."""
+        return await self._call(self._async.list_schedules)
+
+    async def list_workers(self) -> list[WorkerInfo]:
+        """The worker pools alive now (their heartbeat has not expired), in any process."""
+        return await self._call(self._async.list_workers)
 
     # ---------------------------------------------------------------- working
 
@@ -270,67 +315,3 @@ class AsyncioOmniQ:
     ) -> AsyncioWorkerPool:
         """A worker pool on this queue (not yet running); see :class:`AsyncioWorkerPool`."""
         return AsyncioWorkerPool(self._thread, self._async.worker(concurrency, poll_interval))
-
-
-@final
-@attrs.define(eq=False)
-class AsyncioWorkerPool:
-    """A :class:`WorkerPool` for asyncio code: ``await workers.run()`` runs it.
-
-    Its tasks run in the client's background trio thread (sync tasks in
-    threads of their own), never in the event loop. ``await workers.stop()``
-    stops it gracefully; cancelling the task awaiting ``run()`` stops it at
-    once (running tasks go back to the queue, uncharged).
-    """
-
-    _thread: TrioThread
-    _pool: WorkerPool
-
-    @property
-    def concurrency(self) -> int:
-        """How many tasks run at once at most."""
-        return self._pool.concurrency
-
-    @property
-    def poll_interval(self) -> float:
-        """Longest wait between looks for due tasks."""
-        return self._pool.poll_interval
-
-    @property
-    def settings(self) -> Settings:
-        """The settings this pool runs with."""
-        return self._pool.settings
-
-    @property
-    def worker_id(self) -> str:
-        """The id this pool's leases are held under."""
-        return self._pool.worker_id
-
-    async def statistics(self) -> PoolStatistics:
-        """A snapshot of the pool's counters, taken in the background thread."""
-        if self._thread.closed:  # the pool has stopped: its figures no longer move
-            return self._pool.statistics()
-        return await _call_in(self._thread, self._snapshot)
-
-    async def _snapshot(self) -> PoolStatistics:
-        await trio.lowlevel.checkpoint()
-        return self._pool.statistics()
-
-    async def run(self) -> None:
-        """Run the pool until it is stopped. A pool runs once."""
-        await _call_in(self._thread, self._run_in_trio)
-
-    async def stop(self, timeout: float | None = None) -> None:
-        """Stop gracefully and return once the pool has stopped.
-
-        As :meth:`SyncWorkerPool.stop`: running tasks get ``timeout`` seconds
-        (default ``Settings.shutdown_timeout``) to finish.
-        """
-        if self._thread.closed:  # closing stops every running pool
-            await _settled(self._thread.finished)
-            return
-        await _call_in(self._thread, functools.partial(self._pool.stop, timeout), shield=True)
-
-    async def _run_in_trio(self) -> None:
-        with self._thread.stop_at_close(self._pool.stop):
-            await self._pool.run()

@@ -21,6 +21,7 @@ the store) and ends the thread.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import functools
@@ -34,7 +35,14 @@ import trio
 
 from .errors import StoreClosedError
 
-__all__ = ["THREAD_NAME", "Submitted", "TrioThread", "not_from_trio"]
+__all__ = [
+    "THREAD_NAME",
+    "Submitted",
+    "TrioThread",
+    "call_from_asyncio",
+    "not_from_trio",
+    "settled",
+]
 
 T = TypeVar("T")
 
@@ -312,6 +320,54 @@ class TrioThread:
 
     def _closed_error(self) -> StoreClosedError:
         return StoreClosedError(f"this {self._owner} is closed")
+
+
+# ------------------------------------------------------------- asyncio callers
+
+
+async def settled(future: concurrent.futures.Future[T]) -> T:
+    """Await a future settled in another thread, without blocking the loop.
+
+    Unlike ``asyncio.wrap_future``, cancelling the wait leaves ``future`` alone.
+    """
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[T] = loop.create_future()
+
+    def copy() -> None:  # in the loop
+        if waiter.done():  # the awaiting task was cancelled
+            return
+        if future.cancelled():
+            waiter.cancel()
+        elif (exc := future.exception()) is not None:
+            waiter.set_exception(exc)
+        else:
+            waiter.set_result(future.result())
+
+    def on_done(_: concurrent.futures.Future[T]) -> None:  # in the thread that settled it
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+            loop.call_soon_threadsafe(copy)
+
+    future.add_done_callback(on_done)
+    return await waiter
+
+
+async def call_from_asyncio(
+    thread: TrioThread, async_fn: Callable[[], Awaitable[T]], *, shield: bool = False
+) -> T:
+    """Await ``async_fn()`` run in ``thread``, from asyncio code, without blocking the loop.
+
+    Cancelling the wait cancels the call, unless it is shielded (then it runs
+    on to its end in the thread, and only the wait stops).
+    """
+    ready = thread.start()
+    if not ready.done():
+        await settled(ready)
+    submitted = thread.submit(async_fn, shield=shield)
+    try:
+        return await settled(submitted.future)
+    except asyncio.CancelledError:
+        submitted.cancel()
+        raise
 
 
 def _settle(future: concurrent.futures.Future[T], result: outcome.Outcome[T]) -> None:

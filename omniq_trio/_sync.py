@@ -31,11 +31,20 @@ import trio
 
 from . import _transactional
 from ._bridge import TrioThread, not_from_trio
-from ._call import Call, Seconds
+from ._call import Call, Eta, Seconds
 from ._client import AsyncOmniQ
 from ._codec import codec_for
 from .config import Settings
-from .models import Task, TaskResult, TaskStatus
+from .models import (
+    Enqueued,
+    QueueInfo,
+    ScheduleInfo,
+    Task,
+    TaskPage,
+    TaskResult,
+    TaskStatus,
+    WorkerInfo,
+)
 from .store import StoreStats
 from .worker import PoolStatistics, WorkerPool
 
@@ -99,13 +108,18 @@ class OmniQ:
         func: Callable[..., Any] | str,
         /,
         *args: Any,
-        eta: Any = None,
+        eta: Eta | None = None,
         delay: Seconds | None = None,
         interval: Seconds | None = None,
         max_retries: int | None = None,
         timeout: Seconds | None = None,
         priority: int = 0,
         retry_on_timeout: bool = False,
+        queue: str | None = None,
+        unique_key: str | None = None,
+        unique_for: Seconds | None = None,
+        max_lost_runs: int | None = None,
+        headers: Mapping[str, str] | None = None,
         connection: psycopg.Connection[Any] | None = None,
         task_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any,
@@ -114,8 +128,8 @@ class OmniQ:
 
         With ``connection=`` (a psycopg ``Connection``), the task is written
         inside that connection's transaction, in this thread: it exists once
-        you commit, and not if you roll back (PostgreSQL store only; on the
-        other stores ``TransactionalEnqueueError``).
+        you commit, and not if you roll back (on stores that offer it; the
+        others raise ``TransactionalEnqueueError``).
         """
         if task_kwargs is not None:
             kwargs = {**kwargs, **task_kwargs}
@@ -130,21 +144,32 @@ class OmniQ:
             timeout=timeout,
             priority=priority,
             retry_on_timeout=retry_on_timeout,
+            queue=queue,
+            unique_key=unique_key,
+            unique_for=unique_for,
+            max_lost_runs=max_lost_runs,
+            headers=headers,
         )
-        (task_id,) = self.enqueue_many([call], connection=connection)
-        return task_id
+        (enqueued,) = self.enqueue_calls([call], connection=connection)
+        return enqueued.id
 
     def enqueue_many(
         self, calls: Iterable[Call], *, connection: psycopg.Connection[Any] | None = None
     ) -> list[str]:
-        """Enqueue several tasks in one write, all or none; see :meth:`AsyncOmniQ.enqueue_many`.
+        """Enqueue several tasks in one write, all or none; see :meth:`AsyncOmniQ.enqueue_many`."""
+        return [e.id for e in self.enqueue_calls(calls, connection=connection)]
 
-        ``connection=``: in that transaction, as for :meth:`enqueue`.
-        """
+    def enqueue_calls(
+        self, calls: Iterable[Call], *, connection: psycopg.Connection[Any] | None = None
+    ) -> list[Enqueued]:
+        """Enqueue several tasks in one write, all or none, and say per call whether it
+        created a task; see :meth:`AsyncOmniQ.enqueue_calls`. ``connection=``: in that
+        transaction, as for :meth:`enqueue`."""
         calls = list(calls)  # an iterator is consumed here, not in the other thread
         if connection is None:
-            make = functools.partial(self._async.enqueue_many, calls)
-            return self._thread.run("enqueue_many", make)
+            return self._thread.run(
+                "enqueue_calls", functools.partial(self._async.enqueue_calls, calls)
+            )
         tasks = _transactional.build_tasks(
             calls, settings=self.settings, codec=self._codec, now=self._async.clock.now()
         )
@@ -157,7 +182,7 @@ class OmniQ:
         return self._thread.run("cancel", functools.partial(self._async.cancel, task_id))
 
     def retry(self, task_id: str) -> None:
-        """Run a FAILED task again now, with a fresh retry budget."""
+        """Run a FAILED task again now, with fresh retry and lost-run budgets."""
         self._thread.run("retry", functools.partial(self._async.retry, task_id))
 
     # ---------------------------------------------------------------- reading
@@ -175,19 +200,85 @@ class OmniQ:
         return self._thread.run("get_task", functools.partial(self._async.get_task, task_id))
 
     def list_tasks(
-        self, status: TaskStatus | str | None = None, limit: int | None = None
+        self,
+        status: TaskStatus | str | None = None,
+        limit: int | None = None,
+        *,
+        queue: str | None = None,
+        func: Callable[..., Any] | str | None = None,
     ) -> list[Task]:
-        """Tasks in enqueue order, optionally of one status, at most ``limit``."""
-        call = functools.partial(self._async.list_tasks, status=status, limit=limit)
+        """Tasks in enqueue order, optionally of one status, queue or function, at most
+        ``limit``; for large stores, page with :meth:`query_tasks`."""
+        call = functools.partial(self._async.list_tasks, status, limit, queue=queue, func=func)
         return self._thread.run("list_tasks", call)
 
+    def query_tasks(
+        self,
+        status: TaskStatus | str | Iterable[TaskStatus | str] | None = None,
+        *,
+        queue: str | None = None,
+        func: Callable[..., Any] | str | None = None,
+        id_prefix: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        newest_first: bool = False,
+    ) -> TaskPage:
+        """One page of tasks matching every filter given; see :meth:`AsyncOmniQ.query_tasks`."""
+        if status is not None and not isinstance(status, str):
+            status = list(status)  # consumed here, not in the other thread
+        call = functools.partial(
+            self._async.query_tasks,
+            status,
+            queue=queue,
+            func=func,
+            id_prefix=id_prefix,
+            limit=limit,
+            cursor=cursor,
+            newest_first=newest_first,
+        )
+        return self._thread.run("query_tasks", call)
+
     def stats(self) -> StoreStats:
-        """Counts of tasks by status and the oldest waiting task's enqueue time."""
+        """Counts of tasks by status and by queue, and the eta of the oldest due task."""
         return self._thread.run("stats", self._async.stats)
 
-    def purge(self, older_than: float) -> int:
-        """Forget finished tasks that finished more than ``older_than`` seconds ago."""
-        return self._thread.run("purge", functools.partial(self._async.purge, older_than))
+    def purge(self, older_than: float, *, include_failed: bool = False) -> int:
+        """Forget finished tasks that finished more than ``older_than`` seconds ago
+        (young FAILED ones are kept; see :meth:`AsyncOmniQ.purge`)."""
+        call = functools.partial(self._async.purge, older_than, include_failed=include_failed)
+        return self._thread.run("purge", call)
+
+    # ---------------------------------------------------- queues, schedules, workers
+
+    def list_queues(self) -> list[QueueInfo]:
+        """Every queue with tasks, paused or rate-limited: counts and controls."""
+        return self._thread.run("list_queues", self._async.list_queues)
+
+    def pause_queue(self, name: str) -> None:
+        """Stop every worker from claiming tasks of queue ``name`` until :meth:`resume_queue`."""
+        self._thread.run("pause_queue", functools.partial(self._async.pause_queue, name))
+
+    def resume_queue(self, name: str) -> None:
+        """Let workers claim from queue ``name`` again."""
+        self._thread.run("resume_queue", functools.partial(self._async.resume_queue, name))
+
+    def set_queue_limit(self, name: str, *, max_starts: int, per: Seconds) -> None:
+        """Start at most ``max_starts`` tasks of queue ``name`` in any ``per`` seconds."""
+        call = functools.partial(self._async.set_queue_limit, name, max_starts=max_starts, per=per)
+        self._thread.run("set_queue_limit", call)
+
+    def clear_queue_limit(self, name: str) -> None:
+        """Remove queue ``name``'s rate limit."""
+        call = functools.partial(self._async.clear_queue_limit, name)
+        self._thread.run("clear_queue_limit", call)
+
+    def list_schedules(self) -> list[ScheduleInfo]:
+        """The cron schedules worker pools run, with their last and next slots."""
+        return self._thread.run("list_schedules", self._async.list_schedules)
+
+    def list_workers(self) -> list[WorkerInfo]:
+        """The worker pools alive now (their heartbeat has not expired), in any process."""
+        return self._thread.run("list_workers", self._async.list_workers)
 
     # ---------------------------------------------------------------- working
 

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
-from ._call import Call, TaskOptionError, build_task
+from ._call import Call, build_task
 from ._codec import Codec
 from .config import Settings
-from .errors import TransactionalEnqueueError
-from .models import Task
+from .errors import TaskOptionError, TransactionalEnqueueError
+from .models import Enqueued, Task
 
 if TYPE_CHECKING:
     import psycopg
@@ -83,10 +83,7 @@ def build_tasks(
 
 
 def _supports(store: Store) -> bool:
-    capabilities = getattr(store, "capabilities", None)
-    return bool(getattr(capabilities, "transactional_enqueue", False)) and isinstance(
-        store, TransactionalEnqueue
-    )
+    return store.capabilities.transactional_enqueue and isinstance(store, TransactionalEnqueue)
 
 
 def enqueue_statement(store: Store, tasks: Sequence[Task]) -> EnqueueStatement:
@@ -103,30 +100,30 @@ def enqueue_statement(store: Store, tasks: Sequence[Task]) -> EnqueueStatement:
     return store.enqueue_statement(tasks)
 
 
-def _ids(rows: Sequence[Sequence[Any]], expected: int) -> list[str]:
+def _enqueued(rows: Sequence[Sequence[Any]], expected: int) -> list[Enqueued]:
     if len(rows) != expected:  # a store's statement broke its promise
         raise TransactionalEnqueueError(
             f"the enqueue statement returned {len(rows)} rows for {expected} tasks"
         )
-    return [str(row[0]) for row in rows]
+    return [Enqueued(str(task_id), bool(created)) for task_id, created in rows]
 
 
 def run_statement(
     connection: psycopg.Connection[Any], statement: EnqueueStatement, expected: int
-) -> list[str]:
-    """Run ``statement`` on the caller's sync connection; the task ids, in order."""
+) -> list[Enqueued]:
+    """Run ``statement`` on the caller's sync connection; what it did per task, in order."""
     with connection.cursor() as cursor:
         cursor.execute(statement.sql, statement.params)
-        return _ids(cursor.fetchall(), expected)
+        return _enqueued(cursor.fetchall(), expected)
 
 
 async def run_statement_async(
     connection: psycopg.AsyncConnection[Any], statement: EnqueueStatement, expected: int
-) -> list[str]:
-    """Run ``statement`` on the caller's asyncio connection; the task ids, in order."""
+) -> list[Enqueued]:
+    """Run ``statement`` on the caller's asyncio connection; what it did per task, in order."""
     async with connection.cursor() as cursor:
         await cursor.execute(statement.sql, statement.params)
-        return _ids(await cursor.fetchall(), expected)
+        return _enqueued(await cursor.fetchall(), expected)
 
 
 def check_connection(connection: object, *, asyncio: bool) -> None:

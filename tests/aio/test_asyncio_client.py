@@ -21,6 +21,7 @@ from omniq_trio import (
     AsyncioOmniQ,
     AsyncOmniQ,
     Call,
+    OmniQ,
     SerializationError,
     Settings,
     TaskNotFoundError,
@@ -65,19 +66,27 @@ def _public_methods(cls: type) -> dict[str, Callable[..., Any]]:
     }
 
 
+def _parameters(method: Callable[..., Any]) -> list[tuple[str, Any]]:
+    return [(p.name, p.kind) for p in inspect.signature(method).parameters.values()]
+
+
 def test_it_has_the_methods_of_asyncomniq_with_their_parameters() -> None:
     trio_side, asyncio_side = _public_methods(AsyncOmniQ), _public_methods(AsyncioOmniQ)
     assert sorted(asyncio_side) == sorted(trio_side)
     for name, method in trio_side.items():
         mirror = asyncio_side[name]
         assert inspect.iscoroutinefunction(mirror) == inspect.iscoroutinefunction(method), name
-        expected = [(p.name, p.kind) for p in inspect.signature(method).parameters.values()]
-        got = [
-            (p.name, p.kind)
-            for p in inspect.signature(mirror).parameters.values()
-            if p.name != "connection"  # transactional enqueue: the caller's connection
-        ]
-        assert got == expected, name
+        assert _parameters(mirror) == _parameters(method), name
+
+
+def test_omniq_has_them_too_blocking() -> None:
+    trio_side, sync_side = _public_methods(AsyncOmniQ), _public_methods(OmniQ)
+    # the blocking client is open from its constructor on, and closes with close()
+    assert sorted(sync_side) == sorted({*trio_side} - {"open", "aclose"} | {"close"})
+    for name, mirror in sync_side.items():
+        assert not inspect.iscoroutinefunction(mirror), name
+        if name != "close":
+            assert _parameters(mirror) == _parameters(trio_side[name]), name
 
 
 def test_every_method_from_an_asyncio_program() -> None:
@@ -103,6 +112,21 @@ def test_every_method_from_an_asyncio_program() -> None:
             assert len(await omniq.list_tasks(limit=2)) == 2
             assert (await omniq.stats()).counts[TaskStatus.SUCCESS] == 4
             assert await omniq.purge(3600) == 0
+
+            (first, again) = await omniq.enqueue_calls(
+                [Call(add, (1, 1), unique_key="k", delay=3600)] * 2
+            )
+            assert first.created and (again.id, again.created) == (first.id, False)
+            page = await omniq.query_tasks(["pending"], limit=1)
+            assert [t.id for t in page.tasks] == [first.id] and page.next_cursor is None
+            await omniq.pause_queue("mail")
+            await omniq.set_queue_limit("mail", max_starts=2, per=60)
+            (mail,) = [q for q in await omniq.list_queues() if q.name == "mail"]
+            assert mail.paused and mail.limit is not None and mail.limit.max_starts == 2
+            await omniq.resume_queue("mail")
+            await omniq.clear_queue_limit("mail")
+            assert await omniq.list_schedules() == []
+            assert isinstance(await omniq.list_workers(), list)
             assert await omniq.get_result(later) is not None  # cancelled is finished
 
             await workers.stop(timeout=5)

@@ -13,7 +13,6 @@ import asyncio
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -27,7 +26,7 @@ from omniq_trio import (
     TransactionalEnqueueError,
 )
 from omniq_trio._transactional import EnqueueStatement
-from omniq_trio.store import MemoryStore
+from omniq_trio.store import MemoryStore, StoreCapabilities
 from tests.aio.aio_tasks import add
 from tests.conftest import POSTGRES_DSN, requires_postgres
 
@@ -60,7 +59,7 @@ def test_stores_without_transactions_refuse_connection_and_write_nothing(
 class StandInStore(MemoryStore):
     """A memory store that says it can enqueue in a transaction, into ``schema.tasks``."""
 
-    capabilities = SimpleNamespace(transactional_enqueue=True)
+    capabilities = StoreCapabilities(shared=True, transactional_enqueue=True)  # type: ignore[assignment]
     schema = ""
 
     def enqueue_statement(self, tasks: Sequence[Task]) -> EnqueueStatement:
