@@ -91,6 +91,8 @@ async def health() -> dict[str, bool]:
 if __name__ == "__main__":
     if sys.argv[1:] != ["worker"]:
         sys.exit("usage: python fastapi_app.py worker   (and: uvicorn fastapi_app:app)")
-    # Stops gracefully on SIGINT or SIGTERM. The tasks the app enqueues are
-    # "fastapi_app:send_welcome", which this process imports from its directory.
-    trio.run(omniq_trio.serve)
+    # The tasks the app enqueues name "fastapi_app:send_welcome": the worker
+    # runs the functions of that module (this file, imported by its module
+    # name). It stops gracefully on SIGINT or SIGTERM.
+    settings = Settings.from_env()
+    trio.run(omniq_trio.serve, settings.evolve(imports=(*settings.imports, "fastapi_app")))

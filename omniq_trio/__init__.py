@@ -21,6 +21,7 @@ from ._asyncio_pool import AsyncioWorkerPool as AsyncioWorkerPool
 from ._call import RESERVED_OPTIONS as RESERVED_OPTIONS
 from ._call import Call as Call
 from ._client import AsyncOmniQ as AsyncOmniQ
+from ._registry import task as task
 from ._serve import serve as serve
 from ._sync import OmniQ as OmniQ
 from ._sync import SyncWorkerPool as SyncWorkerPool
@@ -32,14 +33,18 @@ from .errors import InvalidTransitionError as InvalidTransitionError
 from .errors import JournalCorruptError as JournalCorruptError
 from .errors import LeaseLostError as LeaseLostError
 from .errors import OmniQError as OmniQError
+from .errors import ResultTooLargeError as ResultTooLargeError
 from .errors import SerializationError as SerializationError
 from .errors import StoreError as StoreError
 from .errors import StoreUnavailableError as StoreUnavailableError
+from .errors import TaskModuleImportError as TaskModuleImportError
 from .errors import TaskNotFoundError as TaskNotFoundError
 from .errors import TaskOptionError as TaskOptionError
 from .errors import TaskTimeoutError as TaskTimeoutError
+from .errors import TaskTooLargeError as TaskTooLargeError
 from .errors import TransactionalEnqueueError as TransactionalEnqueueError
 from .errors import UniqueConflictError as UniqueConflictError
+from .errors import UnregisteredTaskError as UnregisteredTaskError
 from .errors import WorkerLostError as WorkerLostError
 from .models import Enqueued as Enqueued
 from .models import Progress as Progress
@@ -77,6 +82,7 @@ __all__ = [
     "Progress",
     "QueueInfo",
     "RateLimit",
+    "ResultTooLargeError",
     "ScheduleInfo",
     "SerializationError",
     "Settings",
@@ -86,18 +92,22 @@ __all__ = [
     "SyncWorkerPool",
     "Task",
     "TaskError",
+    "TaskModuleImportError",
     "TaskNotFoundError",
     "TaskOptionError",
     "TaskPage",
     "TaskResult",
     "TaskStatus",
     "TaskTimeoutError",
+    "TaskTooLargeError",
     "TransactionalEnqueueError",
     "UniqueConflictError",
+    "UnregisteredTaskError",
     "WorkerInfo",
     "WorkerLostError",
     "WorkerPool",
     "serve",
+    "task",
 ]
 
 publish(globals(), __all__)

@@ -22,6 +22,7 @@ import attrs
 
 from ._call import Call, build_task
 from ._codec import Codec
+from ._registry import prepare_call
 from .config import Settings
 from .errors import TaskOptionError, TransactionalEnqueueError
 from .models import Enqueued, Task
@@ -73,11 +74,13 @@ class TransactionalEnqueue(Protocol):
 def build_tasks(
     calls: Sequence[Call], *, settings: Settings, codec: Codec, now: float
 ) -> list[Task]:
-    """Check ``calls`` and make them new PENDING tasks, in the caller's thread."""
+    """Check ``calls`` and make them new PENDING tasks, in the caller's thread
+    (as ``AsyncOmniQ`` does before it stores them)."""
     tasks = []
     for call in calls:
         if not isinstance(call, Call):
             raise TaskOptionError(f"enqueue_many takes Call objects, got {call!r}")
+        call = prepare_call(call)  # registers a function object, applies @task defaults
         tasks.append(build_task(call, settings=settings, codec=codec, now=now))
     return tasks
 

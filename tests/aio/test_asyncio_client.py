@@ -66,8 +66,8 @@ def _public_methods(cls: type) -> dict[str, Callable[..., Any]]:
     }
 
 
-def _parameters(method: Callable[..., Any]) -> list[tuple[str, Any]]:
-    return [(p.name, p.kind) for p in inspect.signature(method).parameters.values()]
+def _parameters(method: Callable[..., Any]) -> list[tuple[str, Any, Any]]:
+    return [(p.name, p.kind, p.default) for p in inspect.signature(method).parameters.values()]
 
 
 def test_it_has_the_methods_of_asyncomniq_with_their_parameters() -> None:

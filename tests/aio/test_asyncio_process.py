@@ -42,6 +42,7 @@ def worker(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
         OMNIQ_CONCURRENCY="8",
         OMNIQ_POLL_INTERVAL="0.05",
         OMNIQ_LOG_LEVEL="WARNING",
+        OMNIQ_IMPORTS="tests.aio.aio_tasks",  # the functions the worker may run
     )
     code = "import trio, omniq_trio; trio.run(omniq_trio.serve)"
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
