@@ -203,7 +203,7 @@ class Queries:
             counts=dict(stats.counts),
             queues=queues,
             oldest_waiting_since=stats.oldest_due_eta,
-            workers=await self.workers(),
+            workers=await self.workers(running=stats.counts[TaskStatus.RUNNING]),
         )
 
     async def counts(self) -> Mapping[TaskStatus, int]:
@@ -257,18 +257,19 @@ class Queries:
             progress=task.progress,
         )
 
-    async def workers(self) -> list[WorkerView]:
+    async def workers(self, *, running: int | None = None) -> list[WorkerView]:
         """Live workers: the store's registry; while it is empty, the holders of the
-        leases of running tasks (pools that do not record themselves)."""
+        leases of running tasks (pools that do not record themselves). ``running``:
+        how many tasks run, when the caller knows (0 spares the listing)."""
         try:
             registered = [WorkerView.of(info) for info in await self._omniq.list_workers()]
         except NotImplementedError:  # a store without a registry yet
             registered = []
-        if registered:
+        if registered or running == 0:
             return registered
-        running = await self._omniq.query_tasks(TaskStatus.RUNNING, limit=_HOLDERS_READ)
+        page = await self._omniq.query_tasks(TaskStatus.RUNNING, limit=_HOLDERS_READ)
         holders: dict[str, list[str]] = {}
-        for task in running.tasks:
+        for task in page.tasks:
             if task.worker_id is not None:
                 holders.setdefault(task.worker_id, []).append(task.id)
         return [
