@@ -17,7 +17,7 @@ from ._base import Change, Outcome, Store, StoreStats
 from ._events import Cancelled, Completed, Event, Failed, Put, Released, Retried
 from ._index import DuplicateTaskError, TaskIndex
 
-__all__ = ["IndexedStore", "Plan"]
+__all__ = ["IndexedStore", "Plan", "changes_of"]
 
 R = TypeVar("R")
 
@@ -28,6 +28,21 @@ Plan = tuple[Sequence[Event], Callable[[], R]]
 
 def _none() -> None:
     return None
+
+
+def changes_of(events: Iterable[Event]) -> list[Change]:
+    """The changes ``events`` make that waiters wait for."""
+    work = finished = False
+    for event in events:
+        match event:
+            case Put() | Released() | Retried():
+                work = True
+            case Completed() | Cancelled():
+                finished = True
+            case Failed(retry_at=retry_at):
+                finished = finished or retry_at is None
+                work = True
+    return [change for change, made in ((Change.WORK, work), (Change.FINISHED, finished)) if made]
 
 
 class IndexedStore(Store):
@@ -49,20 +64,8 @@ class IndexedStore(Store):
 
     def _applied(self, events: Iterable[Event]) -> None:
         """Wake those waiting for what ``events`` did."""
-        work = finished = False
-        for event in events:
-            match event:
-                case Put() | Released() | Retried():
-                    work = True
-                case Completed() | Cancelled():
-                    finished = True
-                case Failed(retry_at=retry_at):
-                    finished = finished or retry_at is None
-                    work = True
-        if work:
-            self._notify(Change.WORK)
-        if finished:
-            self._notify(Change.FINISHED)
+        for change in changes_of(events):
+            self._notify(change)
 
     # ---------------------------------------------------------------- changes
 

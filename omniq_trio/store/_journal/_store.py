@@ -7,6 +7,8 @@ is an event appended to it. Several processes can share one directory:
   catching up on what other processes appended, and is checked against that
   up-to-date state, so no task is ever claimed by two workers.
 * A read catches up first (under a shared lock) when the segment has grown.
+* After a commit, processes waiting for what it did are woken (``_wakeup.py``:
+  a Unix datagram socket per waiting process); where that cannot be, they poll.
 
 **Group commit.** Concurrent changes share one write and one ``fdatasync``.
 There is no writer task: the first caller to find no commit in progress
@@ -45,12 +47,13 @@ from ...errors import JournalCorruptError, JournalError, StoreClosedError, Store
 from .._base import Change
 from .._events import Cancelled, Completed, Event, Failed, Purged, Put, Retried
 from .._index import TaskIndex
-from .._indexed import IndexedStore, Plan
+from .._indexed import IndexedStore, Plan, changes_of
 from . import _files as files
 from ._frames import encode_batch, scan
 from ._records import encode_event
 from ._replay import Replayed, decode, replay
 from ._segment import write_segment
+from ._wakeup import Wakeups
 
 __all__ = ["JournalStore"]
 
@@ -124,6 +127,7 @@ class JournalStore(IndexedStore):
         self._io_lock = trio.Lock()
         self._queue: list[_Op] = []
         self._leading = False
+        self._wakeups = Wakeups(self._base_dir, self._notify)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JournalStore:
@@ -220,6 +224,7 @@ class JournalStore(IndexedStore):
             async with self._io_lock:
                 if self._state == "closed":
                     return
+                self._wakeups.close()
                 await self._sync_idle()
                 try:
                     if self._state == "open" and self._synced < self._offset:
@@ -289,6 +294,7 @@ class JournalStore(IndexedStore):
 
     async def _commit_batch(self, batch: list[_Op]) -> _Written | None:
         applied: list[Event] = []
+        ours = 0  # where this batch's own events start in `applied`
         try:
             self._check_usable()
             await self._lock_io()
@@ -296,6 +302,7 @@ class JournalStore(IndexedStore):
                 await self._flock(exclusive=True)
                 try:
                     applied.extend(await self._catch_up(exclusive=True))
+                    ours = len(applied)
                     return self._write(batch, applied)
                 finally:
                     files.unlock(self._lock_fd)
@@ -314,6 +321,8 @@ class JournalStore(IndexedStore):
             raise
         finally:
             self._applied(applied)
+            # before the sync: others may read it now, as this process's readers do
+            self._wakeups.announce(changes_of(applied[ours:]))
         return None
 
     def _fail_ops(self, ops: Sequence[_Op], exc: BaseException) -> None:
@@ -510,6 +519,27 @@ class JournalStore(IndexedStore):
         self._segment_fd, self._segment = fd, number
         self._index, self._offset, self._records = replayed.index, replayed.end, replayed.records
         self._synced = self._offset
+
+    # ------------------------------------------------------ wake-ups (_wakeup.py)
+
+    def change_version(self, change: Change) -> int:
+        # count what other processes announced, so that a change made before
+        # this read is not waited for afterwards
+        self._wakeups.drain(change)
+        return super().change_version(change)
+
+    async def wait_for_change(self, change: Change, seen: int, deadline: float) -> None:
+        """Like :meth:`Store.wait_for_change`, also woken by other processes' commits
+        (a socket per waiting process, see ``_wakeup.py``); polls where it cannot be."""
+        listening = self._is_open() and self._wakeups.listen(change)
+        if not listening or self.change_version(change) != seen:
+            await super().wait_for_change(change, seen, deadline)
+            return
+        with trio.move_on_at(deadline):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._wakeups.pump, change)
+                await super().wait_for_change(change, seen, deadline)
+                nursery.cancel_scope.cancel()
 
     # ------------------------------------------------------------ compaction
 
