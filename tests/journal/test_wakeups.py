@@ -91,6 +91,31 @@ async def test_finished_tasks_wake_result_waiters_and_not_work_waiters(
         assert producer.change_version(Change.WORK) == work + 1  # the local notification only
 
 
+async def test_a_new_waiter_polls_once_while_senders_may_not_know_it(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # senders look at the wake directory every REFRESH seconds: one that
+    # looked just before a waiter appeared does not send to it until it looks
+    # again, so the new waiter's first real wait ends after 2 * REFRESH
+    monkeypatch.setattr(_wakeup, "REFRESH", 10.0)  # real seconds: no look again in this test
+    async with (
+        JournalStore(tmp_path, fsync="never") as waiter,
+        JournalStore(tmp_path, fsync="never") as producer,
+    ):
+        await producer.enqueue([make_task()])  # the producer has looked: nobody waits
+        start = trio.current_time()
+        seen = await listening(waiter, Change.WORK)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(waiter.wait_for_change, Change.WORK, seen, start + HOUR)
+            await trio.testing.wait_all_tasks_blocked()
+            await producer.enqueue([make_task()])  # not sent: the producer's list is stale
+        assert trio.current_time() == start + 20.0
+        # the next wait is not cut short
+        seen = waiter.change_version(Change.WORK)
+        await waiter.wait_for_change(Change.WORK, seen, trio.current_time() + HOUR)
+        assert trio.current_time() == start + 20.0 + HOUR
+
+
 async def test_without_the_mechanism_waiters_poll(
     tmp_path: Path, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -535,6 +535,7 @@ class JournalStore(IndexedStore):
         if not listening or self.change_version(change) != seen:
             await super().wait_for_change(change, seen, deadline)
             return
+        deadline = self._wakeups.deadline(change, deadline)
         with trio.move_on_at(deadline):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._wakeups.pump, change)

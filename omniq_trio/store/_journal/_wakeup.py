@@ -51,6 +51,12 @@ assert len(set(LETTERS.values())) == len(LETTERS), "each kind of change needs it
 _SUFFIX: Final = ".sock"
 #: Longest socket path ``bind`` and ``sendto`` take (``sun_path`` less its NUL).
 _MAX_ADDRESS: Final = 107
+#: Seconds (monotonic) a sender goes on using its list of waiting processes
+#: before it looks at the wake directory again: that look (a stat) would
+#: otherwise cost every commit a system call. A process that starts waiting
+#: meanwhile is not sent to until then, so it also polls once, this long after
+#: it started listening, twice over (see :meth:`Wakeups.deadline`).
+REFRESH: Final = 0.05
 #: Nanoseconds after the wake directory last changed before a listing of it is
 #: reused while its mtime stays the same: a file system stamps mtimes with a
 #: coarse clock (a kernel tick; whole seconds on some), so a socket bound in
@@ -66,6 +72,8 @@ class _Receiver:
     def __init__(self, sock: socket.socket, path: Path) -> None:
         self.sock = sock
         self.path = path
+        #: until then (trio time) senders may not know of it yet
+        self.known_by = trio.current_time() + 2 * REFRESH
         #: one task reads the socket at a time (trio refuses two waiting on one fd)
         self.lock = trio.Lock()
 
@@ -103,6 +111,7 @@ class Wakeups:
         self._names: list[str] = []
         self._listed_mtime = -1
         self._listed_at = -1
+        self._fresh_until = -float("inf")
 
     @property
     def listening(self) -> frozenset[Change]:
@@ -128,6 +137,9 @@ class Wakeups:
             log.debug("journal %s: could not send wake-ups: %s", self._dir.parent, exc)
 
     def _targets(self) -> list[str]:
+        if time.monotonic() < self._fresh_until:
+            return self._names
+        self._fresh_until = time.monotonic() + REFRESH
         now = time.time_ns()
         try:
             mtime = os.stat(self._dir).st_mtime_ns
@@ -158,6 +170,7 @@ class Wakeups:
 
     def _forget_listing(self) -> None:
         self._listed_mtime = -1
+        self._fresh_until = -float("inf")
 
     def _address(self, name: str) -> str:
         path = os.path.join(self._dir, name)
@@ -199,6 +212,14 @@ class Wakeups:
         self._receivers[change] = _Receiver(sock, self._dir / name)
         self._on_wake(change)
         return True
+
+    def deadline(self, change: Change, deadline: float) -> float:
+        """When a wait for ``change`` that would end at ``deadline`` should end: sooner,
+        once, while senders may not have seen this process's new socket."""
+        receiver = self._receivers.get(change)
+        if receiver is not None and trio.current_time() < receiver.known_by:
+            return min(deadline, receiver.known_by)
+        return deadline
 
     def drain(self, change: Change) -> None:
         """Report wake-ups for ``change`` that have already arrived, without waiting."""
