@@ -14,9 +14,14 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from .. import __version__
-from .._call import TaskOptionError
 from ..config import Settings
-from ..errors import ConfigError, FunctionImportError, OmniQError, SerializationError
+from ..errors import (
+    ConfigError,
+    FunctionImportError,
+    OmniQError,
+    SerializationError,
+    TaskOptionError,
+)
 from ..models import TaskStatus
 from ._commands import COMMANDS, CliError
 

@@ -25,7 +25,7 @@ from omniq_trio import AsyncOmniQ, Settings, TaskStatus
 from omniq_trio.store import Change, JournalStore
 from omniq_trio.store._journal import _wakeup
 from omniq_trio.store._journal._wakeup import WAKE_DIR, Wakeups
-from omniq_trio.testing._store_checks import T0, make_task
+from omniq_trio.testing import T0, make_task
 from tests.conftest import ROOT
 
 HOUR = 3600.0

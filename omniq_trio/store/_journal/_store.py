@@ -7,8 +7,7 @@ is an event appended to it. Several processes can share one directory:
   catching up on what other processes appended, and is checked against that
   up-to-date state, so no task is ever claimed by two workers.
 * A read catches up first (under a shared lock) when the segment has grown.
-* After a commit, processes waiting for what it did are woken (``_wakeup.py``:
-  a Unix datagram socket per waiting process); where that cannot be, they poll.
+* A commit wakes the processes waiting for what it did (``_wakeup.py``).
 
 **Group commit.** Concurrent changes share one write and one ``fdatasync``.
 There is no writer task: the first caller to find no commit in progress
@@ -33,6 +32,7 @@ batch is written, up to one ``fdatasync`` before its caller is acknowledged.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -44,8 +44,19 @@ import trio
 
 from ...config import FsyncPolicy, Settings
 from ...errors import JournalCorruptError, JournalError, StoreClosedError, StoreError
-from .._base import Change
-from .._events import Cancelled, Completed, Event, Failed, Purged, Put, Retried
+from .._base import Change, Outcome, StoreCapabilities
+from .._events import (
+    Cancelled,
+    Event,
+    Expired,
+    Purged,
+    Put,
+    QueueLimited,
+    QueuePaused,
+    Retried,
+    ScheduleFired,
+    SchedulesRecorded,
+)
 from .._index import TaskIndex
 from .._indexed import IndexedStore, Plan, changes_of
 from . import _files as files
@@ -61,7 +72,20 @@ R = TypeVar("R")
 log = logging.getLogger("omniq_trio.store.journal")
 
 #: Events whose callers wait for them to be on disk (under fsync="always").
-_DURABLE: Final = (Put, Completed, Failed, Cancelled, Retried, Purged)
+_DURABLE: Final = (
+    Put,
+    Outcome,
+    Cancelled,
+    Retried,
+    Purged,
+    Expired,
+    QueuePaused,
+    QueueLimited,
+    ScheduleFired,
+    SchedulesRecorded,
+)
+#: Processes of one machine share it.
+_CAPABILITIES: Final = StoreCapabilities(shared=True, wakes_other_processes=True)
 
 
 @attrs.define(eq=False)
@@ -142,6 +166,10 @@ class JournalStore(IndexedStore):
     @property
     def base_dir(self) -> Path:
         return self._base_dir
+
+    @property
+    def capabilities(self) -> StoreCapabilities:
+        return _CAPABILITIES
 
     @property
     def segment_path(self) -> Path:
@@ -259,6 +287,8 @@ class JournalStore(IndexedStore):
     # ---------------------------------------------------------------- commit
 
     async def _commit(self, plan: Callable[[TaskIndex], Plan[R]]) -> R:
+        # a cancelled caller changes nothing: the rest is shielded
+        await trio.lowlevel.checkpoint_if_cancelled()
         self._check_usable()
         op = _Op(plan)
         self._queue.append(op)
@@ -294,7 +324,7 @@ class JournalStore(IndexedStore):
 
     async def _commit_batch(self, batch: list[_Op]) -> _Written | None:
         applied: list[Event] = []
-        ours = 0  # where this batch's own events start in `applied`
+        ours = 0  # where this batch's own events start in `applied`, for other processes
         try:
             self._check_usable()
             await self._lock_io()
@@ -321,8 +351,7 @@ class JournalStore(IndexedStore):
             raise
         finally:
             self._applied(applied)
-            # before the sync: others may read it now, as this process's readers do
-            self._wakeups.announce(changes_of(applied[ours:]))
+            self._wakeups.announce(changes_of(applied[ours:]))  # before the sync, as here
         return None
 
     def _fail_ops(self, ops: Sequence[_Op], exc: BaseException) -> None:
@@ -520,27 +549,17 @@ class JournalStore(IndexedStore):
         self._index, self._offset, self._records = replayed.index, replayed.end, replayed.records
         self._synced = self._offset
 
-    # ------------------------------------------------------ wake-ups (_wakeup.py)
-
     def change_version(self, change: Change) -> int:
-        # count what other processes announced, so that a change made before
-        # this read is not waited for afterwards
-        self._wakeups.drain(change)
+        self._wakeups.drain(change)  # what other processes announced counts too
         return super().change_version(change)
 
     async def wait_for_change(self, change: Change, seen: int, deadline: float) -> None:
-        """Like :meth:`Store.wait_for_change`, also woken by other processes' commits
-        (a socket per waiting process, see ``_wakeup.py``); polls where it cannot be."""
-        listening = self._is_open() and self._wakeups.listen(change)
-        if not listening or self.change_version(change) != seen:
-            await super().wait_for_change(change, seen, deadline)
-            return
-        deadline = self._wakeups.deadline(change, deadline)
-        with trio.move_on_at(deadline):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._wakeups.pump, change)
-                await super().wait_for_change(change, seen, deadline)
-                nursery.cancel_scope.cancel()
+        """Also woken by other processes' commits (``_wakeup.py``); polls where it cannot be."""
+        wait_here = functools.partial(super().wait_for_change, change, seen)
+        if self._is_open() and self._wakeups.listen(change) and self.change_version(change) == seen:
+            await self._wakeups.wait(change, wait_here, deadline)
+        else:
+            await wait_here(deadline)
 
     # ------------------------------------------------------------ compaction
 
@@ -563,14 +582,12 @@ class JournalStore(IndexedStore):
                     files.unlock(self._lock_fd)
 
     async def _compact_locked(self) -> None:
-        index = self._index
-        snapshot = [(task, index.results.get(task.id)) for task in index.tasks.values()]
+        snapshot = self._index.snapshot()
         number = self._segment + 1
         old_fd, old_path = self._segment_fd, self.segment_path
 
         def write() -> tuple[int, int]:
-            events = [Put(task, result) for task, result in snapshot]
-            size = write_segment(self._base_dir, number, events)
+            size = write_segment(self._base_dir, number, snapshot)
             return files.open_segment(files.segment_path(self._base_dir, number)), size
 
         fd, size = await trio.to_thread.run_sync(write)
@@ -580,7 +597,7 @@ class JournalStore(IndexedStore):
         os.close(old_fd)
         files.remove_quietly(old_path)
         await trio.to_thread.run_sync(files.fsync_dir, self._base_dir)
-        log.info("journal %s compacted: %d live tasks", self._base_dir, len(snapshot))
+        log.info("journal %s compacted: %d live tasks", self._base_dir, len(self._index.tasks))
 
     async def _maybe_compact(self) -> None:
         records = self._records

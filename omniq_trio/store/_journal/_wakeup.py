@@ -30,7 +30,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Final, final
 
@@ -220,6 +220,18 @@ class Wakeups:
         if receiver is not None and trio.current_time() < receiver.known_by:
             return min(deadline, receiver.known_by)
         return deadline
+
+    async def wait(
+        self, change: Change, wait_here: Callable[[float], Awaitable[None]], deadline: float
+    ) -> None:
+        """Run ``wait_here(deadline)`` (a wait for this process's own notifications, which
+        ``on_wake`` feeds), reporting wake-ups for ``change`` meanwhile (after :meth:`listen`)."""
+        deadline = self.deadline(change, deadline)
+        with trio.move_on_at(deadline):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.pump, change)
+                await wait_here(deadline)
+                nursery.cancel_scope.cancel()
 
     def drain(self, change: Change) -> None:
         """Report wake-ups for ``change`` that have already arrived, without waiting."""
