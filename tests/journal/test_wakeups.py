@@ -12,6 +12,7 @@ import os
 import select
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -62,6 +63,9 @@ async def test_a_commit_wakes_a_waiter_of_another_store_at_once(
     ):
         seen = await listening(waiter, Change.WORK)
         assert owners(tmp_path) == [("w", os.getpid())]
+        (path,) = (tmp_path / WAKE_DIR).iterdir()
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600  # tasks' business: the owner's only
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
         start = trio.current_time()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(waiter.wait_for_change, Change.WORK, seen, start + HOUR)

@@ -37,7 +37,7 @@ from typing import Final, final
 import trio
 
 from .._base import Change
-from ._files import DIR_MODE, remove_quietly
+from ._files import DIR_MODE, FILE_MODE, remove_quietly
 
 __all__ = ["WAKE_DIR", "Wakeups"]
 
@@ -198,6 +198,7 @@ class Wakeups:
             try:
                 sock.setblocking(False)
                 sock.bind(self._address(name))
+                os.chmod(self._dir / name, FILE_MODE)
             except BaseException:
                 sock.close()
                 raise
