@@ -14,7 +14,9 @@ import pytest
 import trio
 import trio.testing
 
+from omniq_trio import AsyncOmniQ, TaskStatus
 from omniq_trio.worker._threads import SyncThreads
+from tests.runtime.conftest import SETTINGS, running
 
 VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="unset")
 
@@ -47,6 +49,23 @@ async def test_values_and_context_reach_the_caller(autojump_clock: trio.abc.Cloc
     assert VAR.get() == "caller"
     assert threading.current_thread() is threading.main_thread()
     assert await threads.run(threading.get_ident, slot=limiter) != threading.get_ident()
+
+
+def read_var() -> list[str]:
+    """A sync task: the value of VAR it sees, and the thread it runs in."""
+    return [VAR.get(), threading.current_thread().name]
+
+
+async def test_a_sync_task_sees_the_context_of_its_executor(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    VAR.set("set before the pool started")  # executors inherit it, and hand it on
+    async with AsyncOmniQ(SETTINGS.evolve(sync_tasks="thread")) as omniq:
+        task_id = await omniq.enqueue("tests.runtime.test_threads:read_var")
+        async with running(omniq):
+            result = await omniq.get_result(task_id, wait=True)
+    assert result is not None and result.status is TaskStatus.SUCCESS
+    assert result.value == ["set before the pool started", "omniq-trio sync tasks"]
 
 
 async def test_an_exception_in_the_call_reaches_the_caller(autojump_clock: trio.abc.Clock) -> None:
