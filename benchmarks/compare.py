@@ -135,9 +135,9 @@ def enqueue_in_one_process(side: Side, directory: Path, n: int) -> float:
     return n / (result["end"] - result["start"])
 
 
-def enqueue_from_processes(side: Side, directory: Path, n: int) -> float:
-    each = max(1, n // PRODUCERS)
-    producers = [side.role(directory, "produce", "--n", str(each)) for _ in range(PRODUCERS)]
+def enqueue_from_processes(side: Side, directory: Path, n: int, count: int) -> float:
+    each = max(1, n // count)
+    producers = [side.role(directory, "produce", "--n", str(each)) for _ in range(count)]
     try:
         for producer in producers:
             producer.expect("ready")
@@ -148,7 +148,7 @@ def enqueue_from_processes(side: Side, directory: Path, n: int) -> float:
         for producer in producers:
             producer.close()
     span = max(r["end"] for r in results) - min(r["start"] for r in results)
-    return each * PRODUCERS / span
+    return each * count / span
 
 
 def latency_run(side: Side, directory: Path, samples: int) -> tuple[float, float]:
@@ -182,7 +182,9 @@ def run_side(side: Side, base: Path, args: argparse.Namespace) -> dict[str, floa
         figures[f"enqueue 1 ({kind} run)"] = run["enqueue"]
     figures["enqueue 1"] = figures["enqueue 1 (sync run)"]
     figures["enqueue 8 tasks"] = enqueue_in_one_process(side, root / "enqueue-8", args.n)
-    figures["enqueue 8 processes"] = enqueue_from_processes(side, root / "enqueue-8p", args.n)
+    figures["enqueue processes"] = enqueue_from_processes(
+        side, root / "enqueue-processes", args.n, args.processes
+    )
     figures["latency p50"], figures["latency p99"] = latency_run(
         side, root / "latency", args.samples
     )
@@ -190,16 +192,17 @@ def run_side(side: Side, base: Path, args: argparse.Namespace) -> dict[str, floa
     return figures
 
 
-#: (key, label, unit, what the issue aims at)
-ROWS = [
-    ("process sync", "process, worker process, sync no-op", "tasks/s", ">= 3x huey"),
-    ("process async", "process, worker process, async no-op", "tasks/s", ">= 6x huey (sync)"),
-    ("enqueue 1", "enqueue, 1 producer, one at a time", "tasks/s", ">= 0.9x huey"),
-    ("enqueue 8 tasks", f"enqueue, {PRODUCERS} producers in 1 process", "tasks/s", ">= 1.5x sync"),
-    ("enqueue 8 processes", f"enqueue, {PRODUCERS} producer processes", "tasks/s", "reported"),
-    ("latency p50", "enqueue->start p50, worker elsewhere", "ms", "<= 5 ms"),
-    ("latency p99", "enqueue->start p99, worker elsewhere", "ms", "<= 50 ms"),
-]
+def rows(processes: int) -> list[tuple[str, str, str, str]]:
+    """(key, label, unit, what the issue aims at) of each line of the table."""
+    return [
+        ("process sync", "process, worker process, sync no-op", "tasks/s", ">= 3x huey"),
+        ("process async", "process, worker process, async no-op", "tasks/s", ">= 6x huey (sync)"),
+        ("enqueue 1", "enqueue, 1 producer, one at a time", "tasks/s", ">= 0.9x huey"),
+        ("enqueue 8 tasks", f"enqueue, {PRODUCERS} producers in 1 process", "tasks/s", ">= 1.5x"),
+        ("enqueue processes", f"enqueue, {processes} producer processes", "tasks/s", "reported"),
+        ("latency p50", "enqueue->start p50, worker elsewhere", "ms", "<= 5 ms"),
+        ("latency p99", "enqueue->start p99, worker elsewhere", "ms", "<= 50 ms"),
+    ]
 
 
 def _cell(value: float | None, unit: str) -> str:
@@ -208,9 +211,11 @@ def _cell(value: float | None, unit: str) -> str:
     return f"{value:,.1f}" if unit == "ms" else f"{value:,.0f}"
 
 
-def print_table(ours: dict[str, float], huey: dict[str, float] | None, sync: float) -> None:
+def print_table(
+    ours: dict[str, float], huey: dict[str, float] | None, sync: float, processes: int
+) -> None:
     lines = [("", "omniq_trio", "huey", "ours/huey", "target")]
-    for key, label, unit, target in ROWS:
+    for key, label, unit, target in rows(processes):
         mine = ours[key]
         # huey has no async tasks: our async no-op is set against its sync one
         theirs = None if huey is None else huey["process sync" if key == "process async" else key]
@@ -235,6 +240,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--n", type=int, default=5_000, help="tasks per run")
     parser.add_argument("--samples", type=int, default=200, help="latency samples")
+    parser.add_argument(
+        "--processes", type=int, default=PRODUCERS, help="producer processes enqueuing at once"
+    )
     parser.add_argument("--no-huey", action="store_true", help="measure omniq_trio only")
     parser.add_argument("--dir", type=Path, help="where the stores go (default: a temp dir)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -265,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(base, ignore_errors=True)
     sync = (sync_before + sync_after) / 2
     print(f"append + fdatasync: {sync_before:,.0f}/s before, {sync_after:,.0f}/s after\n")
-    print_table(ours, huey, sync)
+    print_table(ours, huey, sync, args.processes)
     print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
     if args.json:
         figures: dict[str, Any] = {"n": args.n, "ours": ours, "huey": huey, "fsync": sync}
