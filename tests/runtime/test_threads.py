@@ -61,7 +61,7 @@ async def test_a_sync_task_sees_the_context_of_its_executor(
 ) -> None:
     VAR.set("set before the pool started")  # executors inherit it, and hand it on
     async with AsyncOmniQ(SETTINGS.evolve(sync_tasks="thread")) as omniq:
-        task_id = await omniq.enqueue("tests.runtime.test_threads:read_var")
+        task_id = await omniq.enqueue(read_var)
         async with running(omniq):
             result = await omniq.get_result(task_id, wait=True)
     assert result is not None and result.status is TaskStatus.SUCCESS
