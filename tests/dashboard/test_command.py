@@ -48,10 +48,15 @@ def test_the_command_prints_its_address_serves_and_stops_on_sigint(tmp_path: Pat
         url = line.split()[4]
         assert url.endswith("/?token=from-env")
         base = url.partition("?")[0]
+        bearer = {"authorization": "Bearer from-env"}
         with httpx.Client(timeout=PATIENCE) as client:
-            page = client.get(f"{base}tasks", headers={"authorization": "Bearer from-env"})
+            page = client.get(f"{base}tasks", headers=bearer)
             assert page.status_code == 200 and task_id in page.text
             assert client.get(f"{base}tasks").status_code == 401
+            # another process's enqueue: the dashboard reads the journal as it grows
+            later = journal_with_one_task(tmp_path)
+            assert later in client.get(f"{base}tasks", headers=bearer).text
+            assert client.get(f"{base}api/overview", headers=bearer).json()["total"] == 2
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=PATIENCE) == 0
     finally:
