@@ -18,6 +18,7 @@ from omniq_trio._reexport import publish
 from ._call import RESERVED_OPTIONS as RESERVED_OPTIONS
 from ._call import Call as Call
 from ._client import AsyncOmniQ as AsyncOmniQ
+from ._schedule import Schedule as Schedule
 from ._serve import serve as serve
 from ._sync import OmniQ as OmniQ
 from ._sync import SyncWorkerPool as SyncWorkerPool
@@ -29,6 +30,7 @@ from .errors import InvalidTransitionError as InvalidTransitionError
 from .errors import JournalCorruptError as JournalCorruptError
 from .errors import LeaseLostError as LeaseLostError
 from .errors import OmniQError as OmniQError
+from .errors import ScheduleError as ScheduleError
 from .errors import SerializationError as SerializationError
 from .errors import StoreError as StoreError
 from .errors import StoreUnavailableError as StoreUnavailableError
@@ -71,6 +73,8 @@ __all__ = [
     "Progress",
     "QueueInfo",
     "RateLimit",
+    "Schedule",
+    "ScheduleError",
     "ScheduleInfo",
     "SerializationError",
     "Settings",
