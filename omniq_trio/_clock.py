@@ -51,10 +51,7 @@ class Clock:
         clock = cast(trio.abc.Clock, clock)
         anchor = self._anchors.get(clock)
         if anchor is None:
-            if self._start is None:
-                anchor = time.time() - clock.current_time()
-            else:
-                anchor = self._start
+            anchor = time.time() - clock.current_time() if self._start is None else self._start
             self._anchors[clock] = anchor
         return anchor + clock.current_time()
 

@@ -10,10 +10,11 @@ from typing import Any, Final, Literal, get_args
 
 import attrs
 
-from ._call import Call, Seconds
+from ._call import Call, build_task
 from ._codec import Codec
 from ._cron import CronExpression
 from ._functions import func_path
+from ._registry import prepare_call
 from ._validate import check_int, check_queue_name, check_seconds, to_tuple
 from .config import Settings
 from .errors import ScheduleError
@@ -85,7 +86,8 @@ class Schedule:
     ``cron`` is five fields (minute hour day-of-month month day-of-week) or
     ``@yearly``, ``@monthly``, ``@weekly``, ``@daily``, ``@hourly``; its wall
     times are in ``timezone`` (a time the clocks skip is not a slot, a time
-    they repeat is one slot). Give schedules to a pool
+    they repeat is one slot). A function object is registered (this
+    process's workers may run it). Give schedules to a pool
     (``omniq.worker(schedules=[...])``), or define them at module level in a
     module of ``Settings.imports`` for ``serve`` and ``omniq-trio worker``.
     Each slot is enqueued once however many pools run the schedule: they share
@@ -102,22 +104,44 @@ class Schedule:
     kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=_kwargs, kw_only=True)
     _given_name: str | None = attrs.field(default=None, converter=_name, kw_only=True, alias="name")
     timezone: str = attrs.field(default="UTC", kw_only=True)
-    queue: str = attrs.field(default=DEFAULT_QUEUE, kw_only=True)
-    priority: int = attrs.field(default=0, kw_only=True)
+    #: ``None``: the function's ``@omniq_trio.task(queue=...)``, else ``"default"``
+    #: (so too for the options below: the task's defaults, then Settings).
+    queue: str | None = attrs.field(default=None, kw_only=True)
+    priority: int | None = attrs.field(default=None, kw_only=True)
     max_retries: int | None = attrs.field(default=None, converter=_optional_retries, kw_only=True)
-    timeout: Seconds | None = attrs.field(default=None, converter=_optional_seconds, kw_only=True)
-    retry_on_timeout: bool = attrs.field(default=False, converter=bool, kw_only=True)
+    timeout: float | None = attrs.field(default=None, converter=_optional_seconds, kw_only=True)
+    retry_on_timeout: bool | None = attrs.field(default=None, kw_only=True)
     catch_up: CatchUp = attrs.field(default="latest", validator=_catch_up, kw_only=True)
     _path: str = attrs.field(init=False)
     _expression: CronExpression = attrs.field(init=False)
+    #: each run's call but for its eta, with the function's @task defaults applied
+    _call: Call = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "_path", func_path(self.func))
         expression = CronExpression.parse(self.cron, self.timezone)
         object.__setattr__(self, "_expression", expression)
         object.__setattr__(self, "timezone", expression.timezone)
-        check_queue_name(self.queue, error=ScheduleError, name="schedule queue")
-        check_int(self.priority, name="schedule priority", error=ScheduleError)
+        if self.queue is not None:
+            check_queue_name(self.queue, error=ScheduleError, name="schedule queue")
+        if self.priority is not None:
+            check_int(self.priority, name="schedule priority", error=ScheduleError)
+        if self.retry_on_timeout not in (None, True, False):
+            raise ScheduleError(
+                f"schedule retry_on_timeout must be True or False, got {self.retry_on_timeout!r}"
+            )
+        call = Call(
+            self.func,
+            self.args,
+            self.kwargs,
+            queue=self.queue,
+            priority=self.priority,
+            max_retries=self.max_retries,
+            timeout=self.timeout,
+            retry_on_timeout=self.retry_on_timeout,
+        )
+        # registers a function object, so that this process's workers run it
+        object.__setattr__(self, "_call", prepare_call(call))
 
     @property
     def name(self) -> str:
@@ -143,21 +167,14 @@ class Schedule:
             return self._expression.next_after(after.timestamp())
         return self._expression.next_after(float(after))
 
+    @property
+    def task_queue(self) -> str:
+        """The queue each run's task goes to."""
+        return self._call.queue or DEFAULT_QUEUE
+
     def task_for(self, slot: float, *, settings: Settings, codec: Codec, now: float) -> Task:
         """The task that runs slot ``slot`` (due at it)."""
-        from ._call import build_task  # the client's checks; imported late to keep imports flat
-
-        call = Call(
-            self.func,
-            self.args,
-            self.kwargs,
-            eta=slot,
-            queue=self.queue,
-            priority=self.priority,
-            max_retries=self.max_retries,
-            timeout=self.timeout,
-            retry_on_timeout=self.retry_on_timeout,
-        )
+        call = attrs.evolve(self._call, eta=slot)
         return build_task(call, settings=settings, codec=codec, now=now)
 
     def info(self, *, next_slot: float | None, now: float) -> ScheduleInfo:
@@ -167,7 +184,7 @@ class Schedule:
             func=self._path,
             cron=self.cron,
             timezone=self.timezone,
-            queue=self.queue,
+            queue=self.task_queue,
             next_slot=next_slot,
             updated_at=now,
         )

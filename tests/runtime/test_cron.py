@@ -47,7 +47,7 @@ async def pool_running(omniq: AsyncOmniQ, **options: Any) -> AsyncIterator[Worke
 
 
 def client(store: MemoryStore, start: float) -> AsyncOmniQ:
-    """A client of ``store`` (as another process would have) whose wall clock starts at ``start``."""
+    """A client of ``store`` (as another process would have), its wall clock at ``start`` at 0."""
     return AsyncOmniQ(WEEK_SETTINGS, store=store, clock=Clock(start=start))
 
 

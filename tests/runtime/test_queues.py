@@ -173,9 +173,9 @@ def test_queues_come_from_settings_and_omniq_queues() -> None:
     assert pool.queues == {"emails": 2, "default": None}
     assert Settings(queues={"a": None, "b": 3}).queues == ("a", "b=3")
     assert AsyncOmniQ(Settings(backend="memory")).worker().queues is None
-    with pytest.raises(ConfigError, match="OMNIQ_QUEUES='emails=0'.*must be an integer >= 1"):
+    with pytest.raises(ConfigError, match=r"OMNIQ_QUEUES='emails=0'.*must be an integer >= 1"):
         Settings.from_env({"OMNIQ_QUEUES": "emails=0"})
-    with pytest.raises(ConfigError, match="queues entry must be a queue name.*got 'a b'"):
+    with pytest.raises(ConfigError, match=r"queues entry must be a queue name.*got 'a b'"):
         Settings(queues=["a b"])
 
 
