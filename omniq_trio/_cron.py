@@ -123,6 +123,12 @@ class CronExpression:
                 return slot
         raise self._never()
 
+    def first_from(self, when: float, *, tolerance: float = 0.0) -> float:
+        """The first slot at or after ``when - tolerance``."""
+        start = when - tolerance
+        latest = self.latest_at_or_before(when)
+        return latest if latest is not None and latest >= start else self.next_after(when)
+
     def latest_at_or_before(self, when: float) -> float | None:
         """The last slot at or before ``when``; ``None`` if there is none in the
         ~100,000 wall times before it (far more than any catch-up looks back)."""

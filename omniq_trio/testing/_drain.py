@@ -27,6 +27,7 @@ from .._schedule import Schedule, check_schedules
 from ..errors import ScheduleError
 from ..models import Task, TaskResult, TaskStatus
 from ..store import Change, Store
+from ..worker._scheduler import DUE_TOLERANCE
 
 __all__ = ["DEFAULT_DRAIN_TIMEOUT", "drain"]
 
@@ -175,9 +176,8 @@ def _until_slot(schedules: Sequence[Schedule], slots: int, now: float) -> float:
 
 
 def _first_slot(schedule: Schedule, since: float) -> float:
-    """The first slot at or after ``since``."""
-    expression = schedule.expression
-    return since if expression.latest_at_or_before(since) == since else expression.next_after(since)
+    """The first slot at or after ``since`` (as the pool's scheduler counts it)."""
+    return schedule.expression.first_from(since, tolerance=DUE_TOLERANCE)
 
 
 def _unfired(

@@ -103,15 +103,14 @@ async def _start(
         expression = schedule.expression
         since = _first_unfired(schedule, recorded.get(schedule.name))
         if since is not None and since < now and schedule.catch_up != "none":
-            missed = [s for s in expression.between(since, now, limit=MAX_CATCH_UP) if s < now]
-            if schedule.catch_up == "latest":
-                missed = missed[-1:]
+            limit = MAX_CATCH_UP if schedule.catch_up == "all" else 1
+            missed = expression.between(since, now - DUE_TOLERANCE, limit=limit)
             for slot in missed:
                 await _fire(
                     schedule, slot, store=store, settings=settings, codec=codec, clock=clock
                 )
-        latest = expression.latest_at_or_before(now)
-        timer.next_slot = now if latest == now else expression.next_after(now)
+        # a slot at the start (give or take the tolerance) is due now, not missed
+        timer.next_slot = expression.first_from(now, tolerance=DUE_TOLERANCE)
         timer.changed = True
 
 
@@ -133,9 +132,8 @@ async def _fire_due(
         if timer.next_slot > now:
             continue
         schedule = timer.schedule
-        due = schedule.expression.between(timer.next_slot, now, limit=MAX_CATCH_UP)
-        if schedule.catch_up != "all":
-            due = due[-1:]
+        limit = MAX_CATCH_UP if schedule.catch_up == "all" else 1  # else the latest only
+        due = schedule.expression.between(timer.next_slot, now, limit=limit)
         for slot in due:
             await _fire(schedule, slot, store=store, settings=settings, codec=codec, clock=clock)
         timer.next_slot = schedule.expression.next_after(now)
