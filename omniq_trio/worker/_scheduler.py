@@ -77,6 +77,11 @@ async def scheduler(
             if not caught_up:
                 await _start(timers, store=store, settings=settings, codec=codec, clock=clock)
                 caught_up = True
+                worker_logger.info(
+                    "running %d cron schedule(s): %s",
+                    len(timers),
+                    "; ".join(f"{t.schedule.name!r} next at {_iso(t.next_slot)}" for t in timers),
+                )
             else:
                 await _fire_due(timers, store=store, settings=settings, codec=codec, clock=clock)
             await _record(timers, store=store, clock=clock)
