@@ -240,7 +240,7 @@ async def test_schedules_defined_at_module_level_in_imports_are_picked_up(
 
 
 async def test_bad_schedules_are_refused_by_name(autojump_clock: trio.abc.Clock) -> None:
-    for kwargs, message in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"cron": "*/5 * * *"}, "cron expression '\\*/5 \\* \\* \\*' must have five fields"),
         ({"cron": "61 * * * *"}, "bad cron expression '61 \\* \\* \\* \\*': Bad minute"),
         ({"cron": "0 0 * * * *"}, "must have five fields"),
@@ -253,7 +253,8 @@ async def test_bad_schedules_are_refused_by_name(autojump_clock: trio.abc.Clock)
         ({"cron": "@daily", "max_retries": -1}, "schedule max_retries must be an integer >= 0"),
         ({"cron": "@daily", "timeout": 0}, "schedule timeout must be > 0 seconds"),
         ({"cron": "@daily", "args": "abc"}, "schedule args must be a tuple or list"),
-    ]:
+    ]
+    for kwargs, message in cases:
         with pytest.raises(ScheduleError, match=message):
             Schedule(rt_sleep, **kwargs)
     async with open_test_omniq() as omniq:

@@ -13,8 +13,17 @@ from omniq_trio._cron import CronExpression
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
-def at(*fields: int, zone: dt.tzinfo = dt.UTC, fold: int = 0) -> float:
-    return dt.datetime(*fields, tzinfo=zone, fold=fold).timestamp()
+def at(
+    year: int,
+    month: int,
+    day: int,
+    hour: int = 0,
+    minute: int = 0,
+    *,
+    zone: dt.tzinfo = dt.UTC,
+    fold: int = 0,
+) -> float:
+    return dt.datetime(year, month, day, hour, minute, tzinfo=zone, fold=fold).timestamp()
 
 
 def walk(expression: CronExpression, start: float, count: int) -> list[str]:
