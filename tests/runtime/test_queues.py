@@ -136,6 +136,17 @@ async def test_a_rate_limit_spaces_the_starts_of_its_queue_only(
     assert probe.started("default") == [0.0, 0.0]
 
 
+async def test_a_rate_limit_holds_across_pools(
+    autojump_clock: trio.abc.Clock, omniq: AsyncOmniQ, probe: RuntimeProbe
+) -> None:
+    await omniq.set_queue_limit("api", max_starts=3, per=10)
+    await omniq.enqueue_many([Call(rt_sleep, ("api", 1.0), queue="api") for _ in range(7)])
+    other = AsyncOmniQ(SETTINGS, store=omniq.store)  # another client's pools, one store
+    async with running(omniq, concurrency=4), running(other, concurrency=4):
+        await trio.sleep(30)
+    assert probe.started("api") == [0.0, 0.0, 0.0, 10.0, 10.0, 10.0, 20.0]
+
+
 async def test_bad_queue_controls_are_refused_and_change_nothing(
     autojump_clock: trio.abc.Clock, omniq: AsyncOmniQ
 ) -> None:
