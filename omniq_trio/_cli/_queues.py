@@ -19,7 +19,7 @@ from ._commands import _client as client
 from ._commands import _require_store as require_store
 from ._text import age, parse_duration, table
 
-__all__ = ["queues", "schedules"]
+__all__ = ["limit", "list_queues", "pause", "queues", "resume", "schedules"]
 
 #: The count columns of ``omniq-trio queues``, in lifecycle order.
 _COUNTED = (
@@ -33,24 +33,31 @@ _COUNTED = (
 
 
 def queues(args: argparse.Namespace, settings: Settings) -> int:
-    """List the queues, or pause, resume or rate-limit one."""
-    require_store(settings)
+    """``queues [pause|resume|limit]``: list the queues, or run the action named."""
     action = getattr(args, "queues_action", None)
-    if action is None:
-        return _list_queues(args, settings)
-    name = args.name
-    if action == "pause":
-        client(settings, lambda omniq: omniq.pause_queue(name))
-        print(f"queue {name} is paused: no worker claims its tasks until it is resumed")
-    elif action == "resume":
-        client(settings, lambda omniq: omniq.resume_queue(name))
-        print(f"queue {name} is resumed")
-    else:
-        return _limit(args, settings)
+    run = {None: list_queues, "pause": pause, "resume": resume, "limit": limit}[action]
+    return run(args, settings)
+
+
+def pause(args: argparse.Namespace, settings: Settings) -> int:
+    """``queues pause NAME``: no worker of any process claims the queue's tasks."""
+    require_store(settings)
+    client(settings, lambda omniq: omniq.pause_queue(args.name))
+    print(f"queue {args.name} is paused: no worker claims its tasks until it is resumed")
     return 0
 
 
-def _limit(args: argparse.Namespace, settings: Settings) -> int:
+def resume(args: argparse.Namespace, settings: Settings) -> int:
+    """``queues resume NAME``: workers claim the queue's tasks again."""
+    require_store(settings)
+    client(settings, lambda omniq: omniq.resume_queue(args.name))
+    print(f"queue {args.name} is resumed")
+    return 0
+
+
+def limit(args: argparse.Namespace, settings: Settings) -> int:
+    """``queues limit NAME --max N --per S`` (or ``--clear``): a rate limit for every worker."""
+    require_store(settings)
     name = args.name
     if args.clear:
         if args.max is not None or args.per is not None:
@@ -65,15 +72,17 @@ def _limit(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         raise CliError(f"--per: {exc}", 2) from None
 
-    async def limit(omniq: AsyncOmniQ) -> None:
+    async def set_limit(omniq: AsyncOmniQ) -> None:
         await omniq.set_queue_limit(name, max_starts=args.max, per=per)
 
-    client(settings, limit)
+    client(settings, set_limit)
     print(f"queue {name}: at most {args.max} start(s) per {per:g}s, across every worker")
     return 0
 
 
-def _list_queues(args: argparse.Namespace, settings: Settings) -> int:
+def list_queues(args: argparse.Namespace, settings: Settings) -> int:
+    """``queues``: every queue with its counts, paused state and rate limit."""
+    require_store(settings)
     infos: list[QueueInfo] = client(settings, lambda omniq: omniq.list_queues())
     if args.json:
         print(json.dumps([_queue_json(info) for info in infos]))
