@@ -248,7 +248,5 @@ class AsyncOmniQ:
             settings=settings,
             clock=self._clock,
             codec=self._codec,
-            concurrency=settings.concurrency,
-            poll_interval=settings.poll_interval,
             ensure_open=self.open,
         )

@@ -13,6 +13,7 @@ from ._base import StoreStats as StoreStats
 from ._index import DuplicateTaskError as DuplicateTaskError
 from ._journal import JournalStore as JournalStore
 from ._journal import RepairReport as RepairReport
+from ._journal import journal_exists as journal_exists
 from ._journal import repair_journal as repair_journal
 from ._memory import MemoryStore as MemoryStore
 
@@ -28,6 +29,7 @@ __all__ = [
     "RepairReport",
     "Store",
     "StoreStats",
+    "journal_exists",
     "repair_journal",
 ]
 

@@ -76,8 +76,6 @@ class WorkerPool:
     _settings: Settings
     _clock: Clock
     _codec: Codec
-    _concurrency: int
-    _poll_interval: float
     #: opens the client's store, if it is not open yet
     _ensure_open: Callable[[], Awaitable[None]]
     _worker_id: str = attrs.field(factory=new_worker_id)
@@ -93,12 +91,12 @@ class WorkerPool:
     @property
     def concurrency(self) -> int:
         """How many tasks run at once at most."""
-        return self._concurrency
+        return self._settings.concurrency
 
     @property
     def poll_interval(self) -> float:
         """Longest wait between looks for due tasks (an enqueue in this process wakes it sooner)."""
-        return self._poll_interval
+        return self._settings.poll_interval
 
     @property
     def settings(self) -> Settings:
@@ -165,8 +163,8 @@ class WorkerPool:
         try:
             await self._ensure_open()
             log_worker_started(
-                concurrency=self._concurrency,
-                poll_interval=self._poll_interval,
+                concurrency=self.concurrency,
+                poll_interval=self.poll_interval,
                 worker_id=self._worker_id,
             )
             await self._supervise(task_status)
@@ -188,7 +186,7 @@ class WorkerPool:
             settings=settings,
             clock=self._clock,
             codec=self._codec,
-            limiter=trio.CapacityLimiter(self._concurrency),
+            limiter=trio.CapacityLimiter(self.concurrency),
             counters=self._counters,
             rand=self._rand,
         )
@@ -217,9 +215,9 @@ class WorkerPool:
                 with self._executor_scope:
                     async with trio.open_nursery() as crew:
                         task_send, task_receive = trio.open_memory_channel[Task](0)
-                        credits = trio.Semaphore(self._concurrency)
+                        credits = trio.Semaphore(self.concurrency)
                         async with task_receive, outcome_send:
-                            for _ in range(self._concurrency):
+                            for _ in range(self.concurrency):
                                 crew.start_soon(
                                     executor,
                                     task_receive.clone(),
@@ -243,7 +241,7 @@ class WorkerPool:
                 credits=credits,
                 store=self._store,
                 worker_id=self._worker_id,
-                poll_interval=self._poll_interval,
+                poll_interval=self.poll_interval,
                 lease_duration=self._settings.lease_duration,
                 clock=self._clock,
             )
