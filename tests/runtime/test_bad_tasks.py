@@ -18,7 +18,7 @@ BAD_TASKS: list[tuple[Callable[..., Any] | str, tuple[Any, ...], str | None, str
     (rt_unserializable, (), "omniq_trio.errors.SerializationError", "not JSON-serializable"),
     ("nope.module:fn", (), "omniq_trio.errors.FunctionImportError", "cannot import module"),
     ("tests.tasks:missing", (), "omniq_trio.errors.FunctionImportError", "has no attribute"),
-    ("tests.tasks:rt_probe", (), "omniq_trio.errors.FunctionImportError", "not a callable"),
+    ("tests.tasks:rt_not_callable", (), "omniq_trio.errors.FunctionImportError", "not a callable"),
     (rt_exit, (3,), "SystemExit", "3"),
     (rt_echo, (), None, ""),  # a good one among them
     ("tests.tasks:rt_sleep", (), "TypeError", "missing 1 required positional argument"),
