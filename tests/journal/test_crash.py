@@ -37,7 +37,7 @@ def child(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str
     )
 
 
-def stop_gracefully(procs: list[subprocess.Popen[str]]) -> list[int]:
+def stop_gracefully(procs: list[subprocess.Popen[bytes]]) -> list[int]:
     """SIGINT each (each has run a task, so its signal handlers are in place); their exit codes."""
     for proc in procs:
         proc.send_signal(signal.SIGINT)
@@ -54,7 +54,7 @@ def runs_of(runs: Path) -> list[tuple[str, int]]:
     return [(token, int(pid)) for token, pid in (line.split() for line in text.splitlines())]
 
 
-def wait_for_runs(runs: Path, proc: subprocess.Popen[str], token: str, more: int) -> None:
+def wait_for_runs(runs: Path, proc: subprocess.Popen[bytes], token: str, more: int) -> None:
     """Until ``proc`` has started the task ``token``, then ``more`` runs besides."""
     deadline = time.monotonic() + PATIENCE
     while True:
@@ -66,7 +66,7 @@ def wait_for_runs(runs: Path, proc: subprocess.Popen[str], token: str, more: int
         time.sleep(0.02)
 
 
-def worker(base_dir: Path, **settings: object) -> subprocess.Popen[str]:
+def worker(base_dir: Path, **settings: object) -> subprocess.Popen[bytes]:
     env = {
         **ENV,
         "OMNIQ_BACKEND": "file",
