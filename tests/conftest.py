@@ -13,12 +13,6 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-# The package's pytest plugin, loaded here rather than through its pytest11
-# entry point (which addopts turns off with `-p no:omniq_trio`): an entry point
-# imports omniq_trio before coverage starts, so none of its module-level code
-# would count as run.
-pytest_plugins = ("omniq_trio.testing.pytest_plugin",)
-
 POSTGRES_DSN = os.environ.get("OMNIQ_TEST_POSTGRES_DSN")
 
 requires_postgres = pytest.mark.skipif(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -111,10 +112,12 @@ def test_graceful_shutdown(tmp_path: Path) -> None:
 
 
 def test_test_with_mockclock_passes_under_pytest(tmp_path: Path) -> None:
-    """The copyable test module passes as a user would run it, with only the plugin's help."""
+    """The copyable test module passes as a user would run it, with only the plugin's help:
+    copied into a project of its own, where the plugin comes from its entry point."""
+    shutil.copy(EXAMPLES / "test_with_mockclock.py", tmp_path)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", str(EXAMPLES / "test_with_mockclock.py")],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_with_mockclock.py"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

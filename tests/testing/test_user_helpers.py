@@ -2,7 +2,7 @@
 
 This module imports public names only, and relies on the pytest plugin's
 fixtures. Anyone who installs omniq_trio gets the plugin through its pytest11
-entry point; this suite loads the same module from tests/conftest.py instead
+entry point; this suite loads the same module from ./conftest.py instead
 (so that coverage sees the package imported), and the docs tests run a
 reader's test module in a pytest of its own, through the entry point.
 """
