@@ -74,7 +74,7 @@ async def reopen(base_dir: Path) -> tuple[float, float, int]:
     elapsed = time.perf_counter() - start
     gc.collect()
     grown = _rss_mb() - before
-    tasks = len(await store.list_tasks())
+    tasks = len((await store.list_tasks()).tasks)
     await store.aclose()
     return elapsed, grown, tasks
 

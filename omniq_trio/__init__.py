@@ -17,46 +17,37 @@ from omniq_trio._reexport import publish
 
 from ._call import RESERVED_OPTIONS as RESERVED_OPTIONS
 from ._call import Call as Call
-from ._call import TaskOptionError as TaskOptionError
 from ._client import AsyncOmniQ as AsyncOmniQ
 from ._serve import serve as serve
 from ._sync import OmniQ as OmniQ
 from ._sync import SyncWorkerPool as SyncWorkerPool
 from .config import Settings as Settings
-from .errors import (
-    ConfigError as ConfigError,
-)
-from .errors import (
-    FunctionImportError as FunctionImportError,
-)
-from .errors import (
-    InvalidTransitionError as InvalidTransitionError,
-)
-from .errors import (
-    JournalCorruptError as JournalCorruptError,
-)
-from .errors import (
-    LeaseLostError as LeaseLostError,
-)
-from .errors import (
-    OmniQError as OmniQError,
-)
-from .errors import (
-    SerializationError as SerializationError,
-)
-from .errors import (
-    StoreError as StoreError,
-)
-from .errors import (
-    TaskNotFoundError as TaskNotFoundError,
-)
-from .errors import (
-    TaskTimeoutError as TaskTimeoutError,
-)
+from .errors import ConfigError as ConfigError
+from .errors import DuplicateTaskError as DuplicateTaskError
+from .errors import FunctionImportError as FunctionImportError
+from .errors import InvalidTransitionError as InvalidTransitionError
+from .errors import JournalCorruptError as JournalCorruptError
+from .errors import LeaseLostError as LeaseLostError
+from .errors import OmniQError as OmniQError
+from .errors import SerializationError as SerializationError
+from .errors import StoreError as StoreError
+from .errors import StoreUnavailableError as StoreUnavailableError
+from .errors import TaskNotFoundError as TaskNotFoundError
+from .errors import TaskOptionError as TaskOptionError
+from .errors import TaskTimeoutError as TaskTimeoutError
+from .errors import UniqueConflictError as UniqueConflictError
+from .errors import WorkerLostError as WorkerLostError
+from .models import Enqueued as Enqueued
+from .models import Progress as Progress
+from .models import QueueInfo as QueueInfo
+from .models import RateLimit as RateLimit
+from .models import ScheduleInfo as ScheduleInfo
 from .models import Task as Task
 from .models import TaskError as TaskError
+from .models import TaskPage as TaskPage
 from .models import TaskResult as TaskResult
 from .models import TaskStatus as TaskStatus
+from .models import WorkerInfo as WorkerInfo
 from .store import Store as Store
 from .worker import PoolStatistics as PoolStatistics
 from .worker import WorkerPool as WorkerPool
@@ -69,6 +60,8 @@ __all__ = [
     "AsyncOmniQ",
     "Call",
     "ConfigError",
+    "DuplicateTaskError",
+    "Enqueued",
     "FunctionImportError",
     "InvalidTransitionError",
     "JournalCorruptError",
@@ -76,18 +69,27 @@ __all__ = [
     "OmniQ",
     "OmniQError",
     "PoolStatistics",
+    "Progress",
+    "QueueInfo",
+    "RateLimit",
+    "ScheduleInfo",
     "SerializationError",
     "Settings",
     "Store",
     "StoreError",
+    "StoreUnavailableError",
     "SyncWorkerPool",
     "Task",
     "TaskError",
     "TaskNotFoundError",
     "TaskOptionError",
+    "TaskPage",
     "TaskResult",
     "TaskStatus",
     "TaskTimeoutError",
+    "UniqueConflictError",
+    "WorkerInfo",
+    "WorkerLostError",
     "WorkerPool",
     "serve",
 ]

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 
 import attrs
 
 from ._codec import Codec
 from ._functions import func_path
+from ._validate import check_int, check_queue_name, check_seconds, is_number, to_tuple
 from .config import Settings
-from .errors import OmniQError
-from .models import Task
+from .errors import TaskOptionError
+from .models import DEFAULT_QUEUE, Task
 
-__all__ = ["RESERVED_OPTIONS", "Call", "TaskOptionError", "build_task"]
+__all__ = ["MAX_HEADER_BYTES", "RESERVED_OPTIONS", "Call", "Eta", "Seconds", "build_task"]
 
 #: Keyword arguments of ``enqueue`` that configure the task instead of being
 #: passed to it. To pass a task argument with one of these names, put it in
@@ -30,21 +30,25 @@ RESERVED_OPTIONS = frozenset(
         "timeout",
         "priority",
         "retry_on_timeout",
+        "queue",
+        "unique_key",
+        "unique_for",
+        "max_lost_runs",
+        "headers",
+        "connection",
         "task_kwargs",
     }
 )
 
+#: Most bytes of headers (keys and values, UTF-8) a task may carry: they ride
+#: along in every listing, so they are for small metadata (trace context).
+MAX_HEADER_BYTES: Final = 4096
+#: Longest unique key, in characters.
+MAX_UNIQUE_KEY: Final = 500
+
 Seconds = float | int | dt.timedelta
-
-
-class TaskOptionError(OmniQError, ValueError):
-    """An ``enqueue`` option is invalid (negative delay, eta and delay together, ...)."""
-
-
-def _to_tuple(args: Iterable[Any]) -> tuple[Any, ...]:
-    # a typed converter: with plain `tuple`, type checkers see the parameter as
-    # Iterable[_T_co] and reject every argument
-    return tuple(args)
+#: When a task may run: an aware datetime, or seconds since the epoch.
+Eta = dt.datetime | float | int
 
 
 @attrs.frozen(kw_only=True)
@@ -53,37 +57,34 @@ class Call:
 
     ``func`` is a module-level function or a ``"module:qualname"`` string.
     ``eta`` is an aware ``datetime`` or seconds since the epoch; ``delay``,
-    ``interval`` and ``timeout`` are seconds or ``timedelta``. Options left as
-    ``None`` take their default from :class:`~omniq_trio.config.Settings`.
+    ``interval``, ``timeout`` and ``unique_for`` are seconds or ``timedelta``.
+    Options left as ``None`` take their default from
+    :class:`~omniq_trio.config.Settings`.
     """
 
     func: Callable[..., Any] | str = attrs.field(kw_only=False)
-    args: tuple[Any, ...] = attrs.field(default=(), converter=_to_tuple, kw_only=False)
+    args: tuple[Any, ...] = attrs.field(default=(), converter=to_tuple, kw_only=False)
     kwargs: Mapping[str, Any] = attrs.field(factory=dict, kw_only=False)
-    eta: dt.datetime | float | None = None
+    eta: Eta | None = None
     delay: Seconds | None = None
     interval: Seconds | None = None
     max_retries: int | None = None
     timeout: Seconds | None = None
     priority: int = 0
     retry_on_timeout: bool = False
+    #: The named queue (default ``"default"``).
+    queue: str | None = None
+    #: While a task with this key has not finished, enqueuing it again creates nothing.
+    unique_key: str | None = None
+    #: ... nor within this many seconds after it finished.
+    unique_for: Seconds | None = None
+    #: Runs that may be lost to dead workers (default ``Settings.max_lost_runs``).
+    max_lost_runs: int | None = None
+    #: Small string metadata carried with the task.
+    headers: Mapping[str, str] | None = None
 
 
-def _seconds(name: str, value: Seconds | None, *, allow_zero: bool) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, dt.timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise TaskOptionError(f"{name} must be a number of seconds or a timedelta, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise TaskOptionError(
-            f"{name} must be {'>= 0' if allow_zero else '> 0'} seconds, got {value!r}"
-        )
-    return float(value)
-
-
-def _eta(value: dt.datetime | float) -> float:
+def _eta(value: Eta) -> float:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             raise TaskOptionError(
@@ -91,20 +92,39 @@ def _eta(value: dt.datetime | float) -> float:
                 f"got naive {value!r}"
             )
         return value.timestamp()
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not is_number(value):
         raise TaskOptionError(f"eta must be an aware datetime or epoch seconds, got {value!r}")
     return float(value)
 
 
-def _int(name: str, value: object, *, minimum: int | None = None) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or (minimum is not None and value < minimum)
-    ):
-        bound = f" >= {minimum}" if minimum is not None else ""
-        raise TaskOptionError(f"{name} must be an integer{bound}, got {value!r}")
+def _seconds(name: str, value: Seconds | None, *, allow_zero: bool) -> float | None:
+    if value is None:
+        return None
+    return check_seconds(value, name=name, error=TaskOptionError, allow_zero=allow_zero)
+
+
+def _unique_key(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_UNIQUE_KEY:
+        raise TaskOptionError(
+            f"unique_key must be a non-empty string of at most {MAX_UNIQUE_KEY} characters, "
+            f"got {value!r}"
+        )
     return value
+
+
+def _headers(value: object) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise TaskOptionError(f"headers must be a mapping of strings to strings, got {value!r}")
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in value.items())
+    if size > MAX_HEADER_BYTES:
+        raise TaskOptionError(f"headers take {size} bytes; at most {MAX_HEADER_BYTES} are allowed")
+    return dict(value)
 
 
 def build_task(call: Call, *, settings: Settings, codec: Codec, now: float) -> Task:
@@ -118,17 +138,29 @@ def build_task(call: Call, *, settings: Settings, codec: Codec, now: float) -> T
     eta = _eta(call.eta) if call.eta is not None else now + (delay or 0.0)
     timeout = _seconds("timeout", call.timeout, allow_zero=False)
     max_retries = settings.default_max_retries if call.max_retries is None else call.max_retries
+    max_lost = settings.max_lost_runs if call.max_lost_runs is None else call.max_lost_runs
+    queue = DEFAULT_QUEUE if call.queue is None else call.queue
+    unique_key = _unique_key(call.unique_key)
+    unique_for = _seconds("unique_for", call.unique_for, allow_zero=True)
+    if unique_for is not None and unique_key is None:
+        raise TaskOptionError("unique_for needs a unique_key")
     args, kwargs = codec.encode_args(call.args, call.kwargs)
     return Task(
         id=uuid.uuid4().hex,
         func=path,
         args=args,
         kwargs=kwargs,
-        priority=_int("priority", call.priority),
+        priority=check_int(call.priority, name="priority", error=TaskOptionError),
         eta=eta,
         interval=_seconds("interval", call.interval, allow_zero=False),
-        max_retries=_int("max_retries", max_retries, minimum=0),
+        max_retries=check_int(max_retries, name="max_retries", error=TaskOptionError, minimum=0),
         timeout=settings.default_timeout if timeout is None else timeout,
         retry_on_timeout=bool(call.retry_on_timeout),
         created_at=now,
+        queue=check_queue_name(queue, error=TaskOptionError),
+        unique_key=unique_key,
+        unique_for=unique_for,
+        scheduled_at=eta,
+        max_lost_runs=check_int(max_lost, name="max_lost_runs", error=TaskOptionError, minimum=0),
+        headers=_headers(call.headers),
     )

@@ -10,12 +10,24 @@ from typing import Any, Self, final
 import attrs
 import trio
 
-from ._call import Call, Seconds, TaskOptionError, build_task
+from ._call import Call, Eta, Seconds, build_task
 from ._clock import DEFAULT_CLOCK, Clock
 from ._codec import codec_for
+from ._functions import func_path
+from ._validate import check_int, check_queue_name, check_seconds
 from .config import Settings
-from .errors import ConfigError
-from .models import Task, TaskResult, TaskStatus
+from .errors import ConfigError, TaskOptionError
+from .models import (
+    Enqueued,
+    QueueInfo,
+    RateLimit,
+    ScheduleInfo,
+    Task,
+    TaskPage,
+    TaskResult,
+    TaskStatus,
+    WorkerInfo,
+)
 from .store import Change, Store, StoreStats
 from .store._factory import store_for
 from .worker import WorkerPool
@@ -97,13 +109,19 @@ class AsyncOmniQ:
         func: Callable[..., Any] | str,
         /,
         *args: Any,
-        eta: Any = None,
+        eta: Eta | None = None,
         delay: Seconds | None = None,
         interval: Seconds | None = None,
         max_retries: int | None = None,
         timeout: Seconds | None = None,
         priority: int = 0,
         retry_on_timeout: bool = False,
+        queue: str | None = None,
+        unique_key: str | None = None,
+        unique_for: Seconds | None = None,
+        max_lost_runs: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        connection: Any = None,
         task_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> str:
@@ -113,10 +131,16 @@ class AsyncOmniQ:
         ``eta`` (aware datetime or epoch seconds) or ``delay`` (seconds) for
         when it may run; ``interval`` to repeat it; ``max_retries`` and
         ``timeout`` (defaults from Settings); ``priority`` (higher first);
-        ``retry_on_timeout``. These names are reserved: a keyword argument
-        *for the task* with one of them goes in ``task_kwargs={...}``.
-        Arguments must be JSON data (unless ``serializer="pickle"``); if not,
-        ``SerializationError`` is raised and nothing is stored.
+        ``retry_on_timeout``; ``queue`` (default ``"default"``);
+        ``unique_key``/``unique_for`` (while a task with the key has not
+        finished, or finished less than ``unique_for`` seconds ago, nothing new
+        is created and that task's id is returned); ``max_lost_runs``;
+        ``headers`` (small string metadata). These names are reserved
+        (:data:`RESERVED_OPTIONS`): a keyword argument *for the task* with one of
+        them goes in ``task_kwargs={...}``. Arguments must be JSON data (unless
+        ``serializer="pickle"``); if not, ``SerializationError`` is raised and
+        nothing is stored. :meth:`enqueue_calls` also says whether each call
+        created a task.
         """
         if task_kwargs is not None:
             kwargs = {**kwargs, **task_kwargs}
@@ -131,32 +155,55 @@ class AsyncOmniQ:
             timeout=timeout,
             priority=priority,
             retry_on_timeout=retry_on_timeout,
+            queue=queue,
+            unique_key=unique_key,
+            unique_for=unique_for,
+            max_lost_runs=max_lost_runs,
+            headers=headers,
         )
-        (task_id,) = await self.enqueue_many([call])
-        return task_id
+        (enqueued,) = await self.enqueue_calls([call], connection=connection)
+        return enqueued.id
 
-    async def enqueue_many(self, calls: Iterable[Call]) -> list[str]:
-        """Enqueue several tasks in one write, all or none; returns their ids in order."""
+    async def enqueue_many(self, calls: Iterable[Call], *, connection: Any = None) -> list[str]:
+        """Enqueue several tasks in one write, all or none; returns their ids in order
+        (for a call whose unique key was taken, the id of the task holding it)."""
+        return [e.id for e in await self.enqueue_calls(calls, connection=connection)]
+
+    async def enqueue_calls(
+        self, calls: Iterable[Call], *, connection: Any = None
+    ) -> list[Enqueued]:
+        """Enqueue several tasks in one write, all or none, and say per call what was
+        done: ``Enqueued(id, created)``; ``created`` is ``False`` when a task holding
+        the call's unique key exists (``id`` is then that task's)."""
+        tasks = self._build(calls)
+        if connection is not None:
+            raise TaskOptionError(
+                "connection= (enqueue inside your own database transaction) needs the "
+                "PostgreSQL store; the memory and file stores have no transactions to join"
+            )
+        await self.open()
+        return await self._store.enqueue(tasks)
+
+    def _build(self, calls: Iterable[Call]) -> list[Task]:
         now = self._clock.now()
         tasks = []
         for call in calls:
             if not isinstance(call, Call):
                 raise TaskOptionError(f"enqueue_many takes Call objects, got {call!r}")
             tasks.append(build_task(call, settings=self.settings, codec=self._codec, now=now))
-        await self.open()
-        await self._store.enqueue(tasks)
-        return [task.id for task in tasks]
+        return tasks
 
     async def cancel(self, task_id: str) -> bool:
         """Cancel a task that has not finished; ``False`` if it already had.
 
-        A running task is not interrupted, but its outcome is discarded.
+        A running task is interrupted: at once in this process, and within a
+        bounded time in another (see the cancelling how-to).
         """
         await self.open()
         return await self._store.cancel(task_id, at=self._clock.now())
 
     async def retry(self, task_id: str) -> None:
-        """Run a FAILED task again now, with a fresh retry budget."""
+        """Run a FAILED task again now, with fresh retry and lost-run budgets."""
         await self.open()
         await self._store.retry(task_id, at=self._clock.now())
 
@@ -189,42 +236,118 @@ class AsyncOmniQ:
         return await self._store.get_task(task_id)
 
     async def list_tasks(
-        self, status: TaskStatus | str | None = None, limit: int | None = None
+        self,
+        status: TaskStatus | str | None = None,
+        limit: int | None = None,
+        *,
+        queue: str | None = None,
+        func: Callable[..., Any] | str | None = None,
     ) -> list[Task]:
-        """Tasks in enqueue order, optionally of one status, at most ``limit``.
+        """Tasks in enqueue order, optionally of one status, queue or function, at most
+        ``limit``. Each task reads like a dict too: ``task["status"] == TaskStatus.RUNNING``.
+        For large stores, page through them with :meth:`query_tasks`."""
+        page = await self.query_tasks(status, queue=queue, func=func, limit=limit)
+        return page.tasks
 
-        Each task reads like a dict too: ``task["status"] == TaskStatus.RUNNING``.
-        """
-        if status is not None:
-            try:
-                status = TaskStatus(status)
-            except ValueError:
-                raise TaskOptionError(
-                    f"unknown status {status!r}; use one of "
-                    + ", ".join(s.value for s in TaskStatus)
-                ) from None
-        if limit is not None and (
-            isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
-        ):
-            raise TaskOptionError(f"limit must be an integer >= 0, got {limit!r}")
+    async def query_tasks(
+        self,
+        status: TaskStatus | str | Iterable[TaskStatus | str] | None = None,
+        *,
+        queue: str | None = None,
+        func: Callable[..., Any] | str | None = None,
+        id_prefix: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        newest_first: bool = False,
+    ) -> TaskPage:
+        """One page of tasks matching every filter given: ``status`` (one or several),
+        ``queue``, ``func`` (a function or its path), ``id_prefix``; ``limit`` per page;
+        pass a page's ``next_cursor`` as ``cursor`` for the next one."""
+        statuses = _statuses(status)
+        if limit is not None:
+            check_int(limit, name="limit", error=TaskOptionError, minimum=0)
+        if queue is not None:
+            check_queue_name(queue, error=TaskOptionError)
+        path = None if func is None else func_path(func)
+        for name, value in (("id_prefix", id_prefix), ("cursor", cursor)):
+            if value is not None and not isinstance(value, str):
+                raise TaskOptionError(f"{name} must be a string, got {value!r}")
         await self.open()
-        return await self._store.list_tasks(status=status, limit=limit)
+        return await self._store.list_tasks(
+            status=statuses,
+            queue=queue,
+            func=path,
+            id_prefix=id_prefix,
+            limit=limit,
+            cursor=cursor,
+            newest_first=bool(newest_first),
+        )
 
     async def stats(self) -> StoreStats:
-        """Counts of tasks by status and the oldest waiting task's enqueue time."""
+        """Counts of tasks by status and by queue, and the eta of the oldest due task."""
         await self.open()
-        return await self._store.stats()
+        return await self._store.stats(now=self._clock.now())
 
-    async def purge(self, older_than: float) -> int:
-        """Forget finished tasks that finished more than ``older_than`` seconds ago."""
-        if (
-            isinstance(older_than, bool)
-            or not isinstance(older_than, int | float)
-            or older_than < 0
-        ):
-            raise TaskOptionError(f"older_than must be seconds >= 0, got {older_than!r}")
+    async def purge(self, older_than: float, *, include_failed: bool = False) -> int:
+        """Forget finished tasks that finished more than ``older_than`` seconds ago.
+
+        FAILED tasks younger than ``Settings.failed_ttl`` are kept (the evidence of a
+        failure outlives the successes) unless ``include_failed=True``.
+        """
+        older_than = check_seconds(older_than, name="older_than", error=TaskOptionError)
         await self.open()
-        return await self._store.purge(finished_before=self._clock.now() - older_than)
+        now = self._clock.now()
+        failed_age = older_than if include_failed else max(older_than, self.settings.failed_ttl)
+        return await self._store.purge(
+            finished_before=now - older_than, failed_before=now - failed_age
+        )
+
+    # ---------------------------------------------------- queues, schedules, workers
+
+    async def list_queues(self) -> list[QueueInfo]:
+        """Every queue with tasks, paused or rate-limited: counts and controls."""
+        await self.open()
+        return await self._store.list_queues()
+
+    async def pause_queue(self, name: str) -> None:
+        """Stop every worker of every process from claiming tasks of queue ``name``
+        (running ones finish) until :meth:`resume_queue`."""
+        check_queue_name(name, error=TaskOptionError, name="queue name")
+        await self.open()
+        await self._store.pause_queue(name, paused=True)
+
+    async def resume_queue(self, name: str) -> None:
+        """Let workers claim from queue ``name`` again."""
+        check_queue_name(name, error=TaskOptionError, name="queue name")
+        await self.open()
+        await self._store.pause_queue(name, paused=False)
+
+    async def set_queue_limit(self, name: str, *, max_starts: int, per: Seconds) -> None:
+        """Start at most ``max_starts`` tasks of queue ``name`` in any ``per`` seconds,
+        across every worker of the store (an external API's quota, say)."""
+        check_queue_name(name, error=TaskOptionError, name="queue name")
+        limit = RateLimit(
+            check_int(max_starts, name="max_starts", error=TaskOptionError, minimum=1),
+            check_seconds(per, name="per", error=TaskOptionError, allow_zero=False),
+        )
+        await self.open()
+        await self._store.set_queue_limit(name, limit)
+
+    async def clear_queue_limit(self, name: str) -> None:
+        """Remove queue ``name``'s rate limit."""
+        check_queue_name(name, error=TaskOptionError, name="queue name")
+        await self.open()
+        await self._store.set_queue_limit(name, None)
+
+    async def list_schedules(self) -> list[ScheduleInfo]:
+        """The cron schedules worker pools run, with their last and next slots."""
+        await self.open()
+        return await self._store.list_schedules()
+
+    async def list_workers(self) -> list[WorkerInfo]:
+        """The worker pools alive now (their heartbeat has not expired), in any process."""
+        await self.open()
+        return await self._store.list_workers(now=self._clock.now())
 
     # ---------------------------------------------------------------- working
 
@@ -250,3 +373,22 @@ class AsyncOmniQ:
             codec=self._codec,
             ensure_open=self.open,
         )
+
+
+def _statuses(
+    status: TaskStatus | str | Iterable[TaskStatus | str] | None,
+) -> TaskStatus | frozenset[TaskStatus] | None:
+    if status is None:
+        return None
+    many = not isinstance(status, str)
+    values: list[Any] = list(status) if not isinstance(status, str) else [status]
+    try:
+        statuses = frozenset(TaskStatus(value) for value in values)
+    except (ValueError, TypeError):
+        raise TaskOptionError(
+            f"unknown status {status!r}; use one of " + ", ".join(s.value for s in TaskStatus)
+        ) from None
+    if not many:
+        (one,) = statuses
+        return one
+    return statuses

@@ -8,16 +8,16 @@ CAPITALS>`` through :meth:`Settings.from_env` (``OMNIQ_BACKEND=postgres``,
 from __future__ import annotations
 
 import logging
-import math
 import os
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import attrs
 
+from ._validate import check_identifier, check_int, check_number, to_tuple
 from .errors import ConfigError
 
 __all__ = ["Settings"]
@@ -33,18 +33,14 @@ ENV_PREFIX = "OMNIQ_"
 _log = logging.getLogger("omniq_trio.config")
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and not (_is_number(value) and value >= 0):  # type: ignore[operator]
-        raise ConfigError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
+    if value is not None:
+        check_number(value, name=attribute.name, error=ConfigError, minimum=0)
 
 
 def _positive(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and not (_is_number(value) and value > 0):  # type: ignore[operator]
-        raise ConfigError(f"{attribute.name} must be a finite number > 0, got {value!r}")
+    if value is not None:
+        check_number(value, name=attribute.name, error=ConfigError, minimum=0, exclusive=True)
 
 
 def _one_of(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -56,15 +52,18 @@ def _one_of(instance: Any, attribute: attrs.Attribute[Any], value: object) -> No
 
 
 def _fraction(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not (_is_number(value) and 0 <= value <= 1):  # type: ignore[operator]
-        raise ConfigError(f"{attribute.name} must be between 0 and 1, got {value!r}")
+    check_number(value, name=attribute.name, error=ConfigError, minimum=0, maximum=1)
 
 
 def _identifier(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not (isinstance(value, str) and value.isidentifier() and value.lower() == value):
-        raise ConfigError(
-            f"{attribute.name} must be a lower-case identifier (letters, digits, _), got {value!r}"
-        )
+    check_identifier(value, name=attribute.name, error=ConfigError)
+
+
+def _int_at_least(minimum: int) -> Callable[[Any, attrs.Attribute[Any], object], None]:
+    def validate(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+        check_int(value, name=attribute.name, error=ConfigError, minimum=minimum)
+
+    return validate
 
 
 def _to_path(value: str | os.PathLike[str]) -> Path:
@@ -72,12 +71,6 @@ def _to_path(value: str | os.PathLike[str]) -> Path:
         return Path(value)
     except TypeError:
         raise ConfigError(f"base_dir must be a path, got {value!r}") from None
-
-
-def _to_tuple(value: Iterable[str]) -> tuple[str, ...]:
-    # a typed converter: with plain `tuple`, type checkers see the parameter as
-    # Iterable[_T_co] and reject every argument
-    return tuple(value)
 
 
 def _upper(value: object) -> object:
@@ -103,7 +96,7 @@ class Settings:
     postgres_schema: str = attrs.field(default="omniq", validator=_identifier)
 
     #: Tasks a worker runs at once (``serve`` and the ``worker`` command).
-    concurrency: int = attrs.field(default=1)
+    concurrency: int = attrs.field(default=1, validator=_int_at_least(1))
     #: Longest a worker waits before looking for due tasks again.
     poll_interval: float = attrs.field(default=1.0, validator=_positive)
     #: How long a graceful stop lets running tasks finish before cancelling them.
@@ -112,7 +105,7 @@ class Settings:
     lease_duration: float = attrs.field(default=30.0, validator=_positive)
 
     #: Retries for tasks enqueued without ``max_retries``.
-    default_max_retries: int = attrs.field(default=0)
+    default_max_retries: int = attrs.field(default=0, validator=_int_at_least(0))
     #: Execution timeout for tasks enqueued without ``timeout`` (``None``: no limit).
     default_timeout: float | None = attrs.field(default=None, validator=_positive)
     #: First retry waits this long; each further retry doubles it ...
@@ -127,6 +120,13 @@ class Settings:
     #: keeps them in memory (about 1 KB each), so at 100 tasks/s an hour costs
     #: ~360 MB: raise it with care.
     result_ttl: float = attrs.field(default=3_600.0, validator=_positive)
+    #: How long FAILED tasks are kept (the evidence of a failure should outlive
+    #: the successes around it): 7 days.
+    failed_ttl: float = attrs.field(default=7 * 86_400.0, validator=_positive)
+    #: Runs of a task that may be lost to dead workers (a crash, an OOM kill)
+    #: before it ends FAILED, for tasks enqueued without ``max_lost_runs``.
+    #: Separate from ``default_max_retries``: a lost run is not a failure.
+    max_lost_runs: int = attrs.field(default=3, validator=_int_at_least(0))
 
     #: When journal writes reach the disk before they are acknowledged:
     #: ``"always"`` (each acknowledged change survives a power cut), ``"interval"``
@@ -139,7 +139,7 @@ class Settings:
     #: compaction costs at most one extra write per record) ...
     compact_threshold: float = attrs.field(default=0.5, validator=_fraction)
     #: ... and it has at least this many records.
-    compact_min_records: int = attrs.field(default=10_000)
+    compact_min_records: int = attrs.field(default=10_000, validator=_int_at_least(0))
 
     #: How arguments and results are encoded: ``"json"`` (portable, the default)
     #: or ``"pickle"`` (any picklable object; only with trusted producers).
@@ -150,21 +150,9 @@ class Settings:
     #: autojump, which would otherwise advance virtual time while a thread runs.
     sync_tasks: SyncTasks = attrs.field(default="thread", validator=_one_of)
     #: Modules a worker imports at start, so their tasks are registered.
-    imports: tuple[str, ...] = attrs.field(default=(), converter=_to_tuple)
+    imports: tuple[str, ...] = attrs.field(default=(), converter=to_tuple)
     #: Level of the ``omniq_trio`` logger.
     log_level: LogLevel = attrs.field(default="INFO", converter=_upper, validator=_one_of)
-
-    @concurrency.validator
-    def _check_concurrency(self, attribute: attrs.Attribute[int], value: int) -> None:
-        _check_int(attribute.name, value, minimum=1)
-
-    @default_max_retries.validator
-    def _check_retries(self, attribute: attrs.Attribute[int], value: int) -> None:
-        _check_int(attribute.name, value, minimum=0)
-
-    @compact_min_records.validator
-    def _check_min_records(self, attribute: attrs.Attribute[int], value: int) -> None:
-        _check_int(attribute.name, value, minimum=0)
 
     def __attrs_post_init__(self) -> None:
         if self.backend == "postgres" and not self.dsn:
@@ -251,11 +239,6 @@ def _edit_distance(a: str, b: str) -> int:
             if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
                 row[j] = min(row[j], before[j - 2] + 1)
     return row[-1]
-
-
-def _check_int(name: str, value: object, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def _resolve(name: str) -> Any:

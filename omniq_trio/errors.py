@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ConfigError",
+    "DuplicateTaskError",
     "FunctionImportError",
     "InvalidTransitionError",
     "JournalCorruptError",
@@ -19,8 +20,12 @@ __all__ = [
     "SerializationError",
     "StoreClosedError",
     "StoreError",
+    "StoreUnavailableError",
     "TaskNotFoundError",
+    "TaskOptionError",
     "TaskTimeoutError",
+    "UniqueConflictError",
+    "WorkerLostError",
 ]
 
 
@@ -30,6 +35,11 @@ class OmniQError(Exception):
 
 class ConfigError(OmniQError, ValueError):
     """A setting (argument, ``Settings`` field or ``OMNIQ_*`` variable) is invalid."""
+
+
+class TaskOptionError(OmniQError, ValueError):
+    """An ``enqueue`` option is invalid (negative delay, eta and delay together, a bad queue
+    name, ...); nothing was stored."""
 
 
 class SerializationError(OmniQError, ValueError):
@@ -60,6 +70,28 @@ class InvalidTransitionError(OmniQError):
         self.new = new
 
 
+class DuplicateTaskError(OmniQError, ValueError):
+    """A task with this id already exists, or an id appears twice in one batch;
+    ``enqueue`` changed nothing."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"a task with id {task_id!r} already exists")
+        self.task_id = task_id
+
+
+class UniqueConflictError(OmniQError):
+    """A FAILED task cannot be retried: another live task holds its unique key."""
+
+    def __init__(self, task_id: str, unique_key: str, holder: str) -> None:
+        super().__init__(
+            f"task {task_id} cannot be retried: its unique key {unique_key!r} is held by "
+            f"task {holder}, which has not finished; retry it once that one has"
+        )
+        self.task_id = task_id
+        self.unique_key = unique_key
+        self.holder = holder
+
+
 class LeaseLostError(OmniQError):
     """A worker reported on a task it no longer holds.
 
@@ -77,8 +109,26 @@ class TaskTimeoutError(OmniQError, TimeoutError):
     """Stored as a task's error when an execution ran past its ``timeout``."""
 
 
+class WorkerLostError(OmniQError):
+    """Stored as a task's error when its runs were lost to dead workers more than
+    ``max_lost_runs`` times (the worker process died, was killed, ran out of memory).
+
+    A run is lost when the lease of the worker running it expires; the task
+    runs again, up to its ``max_lost_runs`` budget (separate from ``max_retries``),
+    so a task that kills its worker cannot loop forever.
+    """
+
+
 class StoreError(OmniQError):
     """The store cannot serve the request (I/O error, lost connection, ...)."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store could not be reopened within ``Settings.store_failure_timeout``.
+
+    A worker pool raises it from ``run()``; ``omniq-trio worker`` and ``serve``
+    exit with status 75 (EX_TEMPFAIL) so that a supervisor restarts them.
+    """
 
 
 class StoreClosedError(StoreError):

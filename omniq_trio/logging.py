@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -126,7 +127,7 @@ def log_task_retrying(task: Task, error: TaskError, delay: float) -> None:
     )
 
 
-def log_task_released(task_ids: list[str], reason: str) -> None:
+def log_task_released(task_ids: Sequence[str], reason: str) -> None:
     """Tasks went back to PENDING without a charge (stop deadline, lease expiry)."""
     if task_ids:
         worker_logger.warning(

@@ -1,7 +1,8 @@
-"""The values omniq_trio stores and returns: tasks, their results and their states.
+"""The values omniq_trio stores and returns: tasks, their results and their states,
+and what the store knows of queues, schedules and workers.
 
-Every store enforces the one table of allowed state changes,
-:data:`TRANSITIONS`, through :func:`check_transition`.
+Every store enforces the one table of allowed state changes, :data:`TRANSITIONS`
+(the check lives with the other store rules, in ``omniq_trio.store``).
 """
 
 from __future__ import annotations
@@ -12,17 +13,26 @@ from typing import Any, Final
 
 import attrs
 
-from .errors import InvalidTransitionError
-
 __all__ = [
+    "DEFAULT_QUEUE",
     "FINISHED_STATUSES",
+    "LIVE_STATUSES",
     "TRANSITIONS",
+    "Enqueued",
+    "Progress",
+    "QueueInfo",
+    "RateLimit",
+    "ScheduleInfo",
     "Task",
     "TaskError",
+    "TaskPage",
     "TaskResult",
     "TaskStatus",
-    "check_transition",
+    "WorkerInfo",
 ]
+
+#: The queue of a task enqueued without ``queue=``.
+DEFAULT_QUEUE: Final = "default"
 
 
 class TaskStatus(enum.StrEnum):
@@ -74,11 +84,8 @@ FINISHED_STATUSES: Final = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILED, Tas
 #: States a worker may claim from.
 CLAIMABLE_STATUSES: Final = frozenset({TaskStatus.PENDING, TaskStatus.RETRYING})
 
-
-def check_transition(task_id: str, old: TaskStatus, new: TaskStatus) -> None:
-    """Raise :class:`~omniq_trio.errors.InvalidTransitionError` unless ``old -> new`` is allowed."""
-    if new not in TRANSITIONS[old]:
-        raise InvalidTransitionError(task_id, old, new)
+#: States of a task that has not finished: it holds its unique key.
+LIVE_STATUSES: Final = frozenset({TaskStatus.PENDING, TaskStatus.RETRYING, TaskStatus.RUNNING})
 
 
 @attrs.frozen
@@ -94,6 +101,18 @@ class TaskError:
 
     def __str__(self) -> str:
         return f"{self.type}: {self.message}"
+
+
+@attrs.frozen
+class Progress:
+    """How far a run has got, as its task last reported (``ctx.report_progress``)."""
+
+    #: Between 0 and 1.
+    fraction: float
+    #: What it is doing, if it said.
+    message: str | None = None
+    #: When it was reported (wall clock).
+    updated_at: float = 0.0
 
 
 # Not slotted: a task's state changes by copying its __dict__ (see
@@ -143,6 +162,27 @@ class Task:
     lease_until: float | None = None
     #: The error of the last failed execution; cleared when an execution succeeds.
     error: TaskError | None = None
+    #: The named queue it waits in; workers choose the queues they claim from.
+    queue: str = DEFAULT_QUEUE
+    #: While a task with this key has not finished, enqueuing the key again
+    #: creates nothing and answers that task's id.
+    unique_key: str | None = None
+    #: Also count tasks with the key that finished at most this many seconds
+    #: before this one was created as duplicates.
+    unique_for: float | None = None
+    #: When the current run was due before any retry moved its eta: a
+    #: repeating task's slot, from which its next slot is counted (``None``:
+    #: ``eta``, for tasks stored before this field existed).
+    scheduled_at: float | None = None
+    #: Runs lost to a worker that died while running it (its lease expired).
+    lost_runs: int = 0
+    #: Lost runs allowed: one more ends the task FAILED (``WorkerLostError``).
+    #: Separate from ``max_retries``, so that crashes stay at-least-once.
+    max_lost_runs: int = 3
+    #: What the current (or last) run last reported; cleared when a run starts.
+    progress: Progress | None = None
+    #: Small string metadata carried with the task (trace context, for one).
+    headers: Mapping[str, str] = attrs.field(factory=dict)
 
     def __getitem__(self, key: str) -> Any:
         if key in _TASK_FIELDS:
@@ -177,3 +217,86 @@ class TaskResult:
     def ok(self) -> bool:
         """Whether the task succeeded."""
         return self.status is TaskStatus.SUCCESS
+
+
+@attrs.frozen
+class Enqueued:
+    """What ``enqueue`` did with one call: the task's id, and whether it was created
+    (``False``: a task with the same unique key exists, and ``id`` is that task's)."""
+
+    id: str
+    created: bool
+
+
+@attrs.frozen
+class TaskPage:
+    """One page of a task listing (``AsyncOmniQ.query_tasks``)."""
+
+    tasks: list[Task]
+    #: Pass it as ``cursor=`` for the next page; ``None`` on the last one.
+    next_cursor: str | None = None
+
+
+@attrs.frozen
+class RateLimit:
+    """At most ``max_starts`` tasks of a queue start in any ``per`` seconds,
+    counted across every worker of the store."""
+
+    max_starts: int
+    per: float
+
+
+@attrs.frozen
+class QueueInfo:
+    """A queue as the store knows it: its tasks by status, and its controls."""
+
+    name: str
+    #: Every status present, zeros included.
+    counts: Mapping[TaskStatus, int]
+    #: Paused queues are skipped by every worker's claims.
+    paused: bool = False
+    limit: RateLimit | None = None
+
+
+@attrs.frozen
+class ScheduleInfo:
+    """A cron schedule some worker pool runs, as recorded in the store."""
+
+    #: Unique per store; fires each slot once across every pool that runs it.
+    name: str
+    func: str
+    #: The cron expression (five fields, or ``@hourly``, ``@daily``, ...).
+    cron: str
+    timezone: str = "UTC"
+    queue: str = DEFAULT_QUEUE
+    #: The latest slot fired (wall clock), if any.
+    last_slot: float | None = None
+    #: The next slot, as the pool that last recorded the schedule computed it.
+    next_slot: float | None = None
+    #: When a pool last recorded it.
+    updated_at: float = 0.0
+
+
+@attrs.frozen
+class WorkerInfo:
+    """A running worker pool, as it records itself in the store with its heartbeat.
+
+    Field names match the keys of ``omniq-trio workers --json``; times are wall
+    clock seconds since the epoch.
+    """
+
+    id: str
+    hostname: str
+    pid: int
+    concurrency: int
+    #: The queues it claims from; ``None``: every queue.
+    queues: tuple[str, ...] | None
+    started_at: float
+    #: Its last heartbeat.
+    last_seen: float
+    #: It counts as dead after this (its last heartbeat plus its lease).
+    expires_at: float
+    #: Ids of the tasks it is running.
+    running: tuple[str, ...] = ()
+    succeeded: int = 0
+    failed: int = 0

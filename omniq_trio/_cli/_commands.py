@@ -160,14 +160,14 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
         while True:
             stats = await omniq.stats()
             now = DEFAULT_CLOCK.now()
-            oldest = stats.oldest_pending_created_at
+            oldest = stats.oldest_due_eta
             if args.json:
                 print(
                     json.dumps(
                         {
                             "counts": {s.value: n for s, n in stats.counts.items()},
                             "total": stats.total,
-                            "oldest_pending_created_at": oldest,
+                            "oldest_due_eta": oldest,
                             "oldest_pending_age": None if oldest is None else now - oldest,
                         }
                     ),
@@ -178,8 +178,8 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
                     print("\033[H\033[J", end="")  # clear the screen: refresh in place
                 rows = [[s.value, str(n)] for s, n in stats.counts.items()]
                 print(table(["STATUS", "COUNT"], [*rows, ["total", str(stats.total)]], right=1))
-                waiting = "none" if oldest is None else f"enqueued {age(now - oldest)} ago"
-                print(f"oldest pending or retrying task: {waiting}", flush=True)
+                waiting = "none" if oldest is None else f"due {age(now - oldest)} ago"
+                print(f"oldest waiting task (due, not started): {waiting}", flush=True)
             if args.watch is None:
                 return
             await trio.sleep(args.watch)

@@ -16,9 +16,14 @@ from collections.abc import Iterator, Sequence
 from typing import Final
 
 from .. import __version__
-from .._call import TaskOptionError
 from ..config import Settings
-from ..errors import ConfigError, FunctionImportError, OmniQError, SerializationError
+from ..errors import (
+    ConfigError,
+    FunctionImportError,
+    OmniQError,
+    SerializationError,
+    TaskOptionError,
+)
 from ._commands import CliError
 from ._spec import build_parser, walk
 from ._table import COMMANDS, DESCRIPTION, EPILOG, SHARED

@@ -6,11 +6,14 @@ PostgresStore``): it needs psycopg, which only the ``postgres`` extra installs.
 
 from typing import TYPE_CHECKING, Any
 
+from ..errors import DuplicateTaskError as DuplicateTaskError
 from ._base import Change as Change
 from ._base import Outcome as Outcome
+from ._base import OutcomeKind as OutcomeKind
+from ._base import Reclaimed as Reclaimed
 from ._base import Store as Store
+from ._base import StoreCapabilities as StoreCapabilities
 from ._base import StoreStats as StoreStats
-from ._index import DuplicateTaskError as DuplicateTaskError
 from ._journal import JournalStore as JournalStore
 from ._journal import RepairReport as RepairReport
 from ._journal import journal_exists as journal_exists
@@ -26,8 +29,11 @@ __all__ = [
     "JournalStore",
     "MemoryStore",
     "Outcome",
+    "OutcomeKind",
+    "Reclaimed",
     "RepairReport",
     "Store",
+    "StoreCapabilities",
     "StoreStats",
     "journal_exists",
     "repair_journal",

@@ -1,29 +1,35 @@
-"""The changes a store makes to its tasks, as values.
+"""The changes a store makes, as values.
 
 The in-memory index applies them; the file journal also writes them down and
 replays them on open. An event is only ever created from the current state by
-the index (``TaskIndex.*_event``), so applying it cannot fail.
+the index (``TaskIndex.*_event``), so applying it cannot fail. How a run ended
+is its :class:`~omniq_trio.store.Outcome`, which is an event as it is.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 
-from ..models import Task, TaskError, TaskResult
+from ..models import Progress, RateLimit, ScheduleInfo, Task, TaskResult, WorkerInfo
+from ._base import Outcome
 
 __all__ = [
     "Cancelled",
     "Claimed",
-    "Completed",
     "Event",
-    "Failed",
+    "Expired",
+    "ProgressSet",
     "Purged",
     "Put",
+    "QueueLimited",
+    "QueuePaused",
     "Released",
     "Renewed",
     "Retried",
+    "ScheduleFired",
+    "SchedulesRecorded",
+    "WorkerGone",
+    "WorkerSeen",
 ]
 
 
@@ -54,45 +60,32 @@ class Renewed:
 
 
 @attrs.frozen
-class Completed:
-    """A run returned ``value``; the task is SUCCESS, or PENDING at ``next_eta`` if it repeats."""
-
-    task_id: str
-    worker_id: str
-    value: Any
-    at: float
-    next_eta: float | None = None
-
-
-@attrs.frozen
-class Failed:
-    """A run raised ``error``: RETRYING at ``retry_at``, PENDING at ``next_eta``
-    (a repeating task's next run), or else FAILED."""
-
-    task_id: str
-    worker_id: str
-    error: TaskError
-    at: float
-    retry_at: float | None = None
-    next_eta: float | None = None
-
-
-@attrs.frozen
 class Released:
-    """Running tasks go back to PENDING without a charge (stop, or expired lease)."""
+    """Running tasks go back to PENDING without a charge (a graceful stop)."""
 
     ids: tuple[str, ...]
+
+
+@attrs.frozen
+class Expired:
+    """Running tasks whose lease ended at ``at``: each counts a lost run, and goes back
+    to PENDING or, past its ``max_lost_runs``, to FAILED."""
+
+    ids: tuple[str, ...]
+    at: float
 
 
 @attrs.frozen
 class Cancelled:
     task_id: str
     at: float
+    #: It was RUNNING: its worker must be told to stop the run.
+    was_running: bool = False
 
 
 @attrs.frozen
 class Retried:
-    """A FAILED task is PENDING again with a fresh retry budget."""
+    """A FAILED task is PENDING again with fresh budgets."""
 
     task_id: str
     at: float
@@ -105,4 +98,68 @@ class Purged:
     ids: tuple[str, ...]
 
 
-Event = Put | Claimed | Renewed | Completed | Failed | Released | Cancelled | Retried | Purged
+@attrs.frozen
+class ProgressSet:
+    """A running task reported how far it has got."""
+
+    task_id: str
+    progress: Progress
+
+
+@attrs.frozen
+class QueuePaused:
+    name: str
+    paused: bool
+
+
+@attrs.frozen
+class QueueLimited:
+    name: str
+    limit: RateLimit | None
+    #: The starts the limit counts (a compacted snapshot carries them; a change has none).
+    starts: tuple[float, ...] = ()
+
+
+@attrs.frozen
+class ScheduleFired:
+    """Slot ``slot`` of a schedule fired (its task, if created, is a ``Put`` beside it)."""
+
+    name: str
+    slot: float
+
+
+@attrs.frozen
+class SchedulesRecorded:
+    schedules: tuple[ScheduleInfo, ...]
+
+
+@attrs.frozen
+class WorkerSeen:
+    """A worker pool's heartbeat."""
+
+    info: WorkerInfo
+
+
+@attrs.frozen
+class WorkerGone:
+    worker_id: str
+
+
+Event = (
+    Put
+    | Claimed
+    | Renewed
+    | Outcome
+    | Released
+    | Expired
+    | Cancelled
+    | Retried
+    | Purged
+    | ProgressSet
+    | QueuePaused
+    | QueueLimited
+    | ScheduleFired
+    | SchedulesRecorded
+    | WorkerSeen
+    | WorkerGone
+)

@@ -11,12 +11,15 @@ from typing import TypeVar, final
 import trio
 
 from ..errors import StoreClosedError
+from ._base import StoreCapabilities
 from ._index import TaskIndex
 from ._indexed import IndexedStore, Plan
 
 __all__ = ["MemoryStore"]
 
 R = TypeVar("R")
+#: Everything that changes it happens in this process.
+_CAPABILITIES = StoreCapabilities(shared=False)
 
 
 @final
@@ -29,6 +32,10 @@ class MemoryStore(IndexedStore):
     def __init__(self) -> None:
         super().__init__()
         self._open = False
+
+    @property
+    def capabilities(self) -> StoreCapabilities:
+        return _CAPABILITIES
 
     async def open(self) -> None:
         await trio.lowlevel.checkpoint()

@@ -22,7 +22,7 @@ import trio.testing
 from .._client import AsyncOmniQ
 from .._clock import Clock
 from ..models import Task, TaskResult, TaskStatus
-from ..store import Change, MemoryStore, Store
+from ..store import Change, Store
 
 __all__ = ["DEFAULT_DRAIN_TIMEOUT", "drain"]
 
@@ -33,11 +33,12 @@ __all__ = ["DEFAULT_DRAIN_TIMEOUT", "drain"]
 #: of virtual time meanwhile).
 DEFAULT_DRAIN_TIMEOUT: Final = 86_400.0
 
-#: On a memory store, the drain's worker polls this rarely and holds leases
-#: this long (seconds). Everything that changes a memory store happens in this
-#: process and wakes the worker at once, and no other process can die holding
-#: its tasks; with the usual second of polling and 30 s leases, simulating a
-#: day would take 86,400 polls and 8,640 lease renewals.
+#: On a store no other process shares (the memory store), the drain's worker
+#: polls this rarely and holds leases this long (seconds). Everything that
+#: changes such a store happens in this process and wakes the worker at once,
+#: and no other process can die holding its tasks; with the usual second of
+#: polling and 30 s leases, simulating a day would take 86,400 polls and 8,640
+#: lease renewals.
 MEMORY_POLL_INTERVAL: Final = 86_400.0
 MEMORY_LEASE_DURATION: Final = 3_600.0
 
@@ -75,7 +76,7 @@ async def drain(
     horizon = None if within is None else clock.now() + within
     limit = (within or 0.0) + (DEFAULT_DRAIN_TIMEOUT if timeout is None else timeout)
     runner = omniq
-    if isinstance(omniq.store, MemoryStore):
+    if not omniq.store.capabilities.shared:
         settings = omniq.settings.evolve(
             poll_interval=MEMORY_POLL_INTERVAL, lease_duration=MEMORY_LEASE_DURATION
         )
@@ -138,7 +139,7 @@ async def _until_idle(store: Store, clock: Clock, horizon: float | None) -> None
         seen = {change: store.change_version(change) for change in Change}
         deadline = math.inf
         # One snapshot: a claim between two reads could hide a task from both.
-        tasks = await store.list_tasks()
+        tasks = (await store.list_tasks()).tasks
         if not any(task.status is TaskStatus.RUNNING for task in tasks):
             now = clock.now()
             etas = [

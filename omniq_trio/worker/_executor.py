@@ -19,7 +19,7 @@ import math
 import traceback
 from collections.abc import Callable
 from contextlib import nullcontext
-from typing import Any, Final
+from typing import Final
 
 import attrs
 import trio
@@ -90,16 +90,6 @@ class Finished:
     outcome: Outcome
     #: Seconds the run took (trio time).
     duration: float
-    #: Seconds until the retry, when the outcome schedules one.
-    retry_delay: float | None = None
-
-
-@attrs.frozen
-class _Result:
-    value: Any = None
-    error: TaskError | None = None
-    #: whether the retry policy applies (False for errors a retry cannot fix)
-    retryable: bool = True
 
 
 @attrs.frozen
@@ -124,8 +114,8 @@ class TaskRunner:
         try:
             log_task_started(task)
             started = trio.current_time()
-            result = await self._execute(task)
-            finished = self._judge(task, result, trio.current_time() - started)
+            outcome = await self._execute(task)
+            finished = Finished(task, outcome, trio.current_time() - started)
             try:
                 outcome_send.send_nowait(finished)  # room in the buffer: skip a scheduler trip
             except trio.WouldBlock:
@@ -140,12 +130,12 @@ class TaskRunner:
                 with cleanup_scope():
                     await self._release(task)
 
-    async def _execute(self, task: Task) -> _Result:
+    async def _execute(self, task: Task) -> Outcome:
         try:
             func = resolve_func(task.func)
             args, kwargs = self.codec.decode_args(task.args, task.kwargs)
         except Exception as exc:
-            return _Result(error=task_error(exc), retryable=False)
+            return self._failed(task, exc, retryable=False)
         with trio.move_on_after(task.timeout) if task.timeout else nullcontext() as scope:
             try:
                 if inspect.iscoroutinefunction(func):
@@ -168,23 +158,26 @@ class TaskRunner:
                     value = await value
             # a task calling sys.exit() fails; the worker stays
             except (Exception, SystemExit) as exc:
-                return _Result(error=task_error(exc))
+                return self._failed(task, exc)
         if scope is not None and scope.cancelled_caught:
-            error = task_error(TaskTimeoutError(f"timed out after {task.timeout}s"))
-            return _Result(error=error, retryable=task.retry_on_timeout)
+            timed_out = TaskTimeoutError(f"timed out after {task.timeout}s")
+            return self._failed(task, timed_out, retryable=task.retry_on_timeout)
         try:
-            return _Result(value=self.codec.encode_value(value))
+            stored = self.codec.encode_value(value)
         except Exception as exc:
-            return _Result(error=task_error(exc), retryable=False)
-
-    def _judge(self, task: Task, result: _Result, duration: float) -> Finished:
-        """Turn a run's result into an outcome: success, a retry, or a failure."""
+            return self._failed(task, exc, retryable=False)
         now = self.clock.now()
-        next_eta = next_interval_eta(task.eta, task.interval, now) if task.interval else None
-        if result.error is None:
-            outcome = Outcome(task.id, self.worker_id, now, result.value, next_eta=next_eta)
-            return Finished(task, outcome, duration)
-        if result.retryable and task.attempts < task.max_retries:
+        if task.interval:
+            eta = next_interval_eta(_slot(task), task.interval, now)
+            return Outcome.next_run(task.id, self.worker_id, now, eta, value=stored)
+        return Outcome.success(task.id, self.worker_id, now, stored)
+
+    def _failed(self, task: Task, exc: BaseException, *, retryable: bool = True) -> Outcome:
+        """A failed run's outcome: a retry if the policy allows one, else a failure (or,
+        for a repeating task, its next run)."""
+        error = task_error(exc)
+        now = self.clock.now()
+        if retryable and task.attempts < task.max_retries:
             settings = self.settings
             delay = retry_delay(
                 task.attempts,
@@ -193,12 +186,11 @@ class TaskRunner:
                 jitter=settings.retry_jitter,
                 rand=self.rand,
             )
-            outcome = Outcome(
-                task.id, self.worker_id, now, error=result.error, retry_at=now + delay
-            )
-            return Finished(task, outcome, duration, retry_delay=delay)
-        outcome = Outcome(task.id, self.worker_id, now, error=result.error, next_eta=next_eta)
-        return Finished(task, outcome, duration)
+            return Outcome.retry(task.id, self.worker_id, now, error, now + delay)
+        if task.interval:
+            eta = next_interval_eta(_slot(task), task.interval, now)
+            return Outcome.next_run(task.id, self.worker_id, now, eta, error=error)
+        return Outcome.failure(task.id, self.worker_id, now, error)
 
     async def _release(self, task: Task) -> None:
         try:
@@ -210,6 +202,11 @@ class TaskRunner:
             return
         self.counters.released += len(released)
         log_task_released(released, "interrupted by the stop")
+
+
+def _slot(task: Task) -> float:
+    """The slot the current run of a repeating task belongs to (retries do not move it)."""
+    return task.eta if task.scheduled_at is None else task.scheduled_at
 
 
 async def executor(

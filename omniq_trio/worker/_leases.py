@@ -17,6 +17,7 @@ async def lease_keeper(
     worker_id: str,
     lease_duration: float,
     result_ttl: float,
+    failed_ttl: float,
     clock: Clock,
 ) -> None:
     """Every third of ``lease_duration``: renew, reclaim, purge. Runs until cancelled.
@@ -29,8 +30,17 @@ async def lease_keeper(
         now = clock.now()
         try:
             await store.renew(worker_id, lease_until=now + lease_duration)
-            expired = await store.reclaim_expired(now=now)
-            log_task_released(expired, "their worker's lease expired")
-            await store.purge(finished_before=now - result_ttl, limit=10_000)
+            reclaimed = await store.reclaim_expired(now=now)
+            log_task_released(reclaimed.requeued, "their worker's lease expired")
+            if reclaimed.failed:
+                worker_logger.error(
+                    "%d task(s) FAILED: their runs were lost to dead workers more than "
+                    "max_lost_runs times: %s",
+                    len(reclaimed.failed),
+                    ", ".join(reclaimed.failed),
+                )
+            await store.purge(
+                finished_before=now - result_ttl, failed_before=now - failed_ttl, limit=10_000
+            )
         except Exception:
             worker_logger.exception("lease upkeep failed; retrying in %.1fs", lease_duration / 3)

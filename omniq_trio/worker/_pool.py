@@ -198,6 +198,7 @@ class WorkerPool:
                     worker_id=self._worker_id,
                     lease_duration=settings.lease_duration,
                     result_ttl=settings.result_ttl,
+                    failed_ttl=settings.failed_ttl,
                     clock=self._clock,
                 )
             )

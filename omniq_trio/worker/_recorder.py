@@ -13,7 +13,7 @@ from ..logging import (
     log_task_succeeded,
     worker_logger,
 )
-from ..store import Store
+from ..store import OutcomeKind, Store
 from ._executor import Finished, cleanup_scope
 from ._stats import Counters
 
@@ -92,9 +92,10 @@ async def _record(
         if outcome.error is None:
             counters.succeeded += 1
             log_task_succeeded(task, finished.duration)
-        elif outcome.retry_at is not None:
+        elif outcome.kind is OutcomeKind.RETRY:
             counters.retried += 1
-            log_task_retrying(task, outcome.error, finished.retry_delay or 0.0)
+            assert outcome.eta is not None
+            log_task_retrying(task, outcome.error, outcome.eta - outcome.at)
         else:
             counters.failed += 1
             log_task_failed(task, outcome.error)

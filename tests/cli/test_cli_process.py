@@ -155,7 +155,7 @@ def test_enqueue_run_and_look(tmp_path: Path, workers: list[Worker]) -> None:
     )
     counts = json.loads(status_json)["counts"]
     assert (counts["success"], counts["failed"], counts["pending"]) == (2, 1, 0)
-    assert "success        2" in status and "oldest pending or retrying task: none" in status
+    assert "success        2" in status and "oldest waiting task (due, not started): none" in status
 
     assert "status:   success" in added and "result:   5" in added
     assert "args:     [2, 3]" in added

@@ -35,7 +35,7 @@ async def produce(base_dir: Path, runs_file: str, producers: int, limit: int) ->
 
 async def churn_and_compact(base_dir: Path) -> None:
     """Enqueue, finish half, compact; over and over, until killed."""
-    from omniq_trio.testing._store_checks import T0, make_task
+    from omniq_trio.testing import T0, make_task
 
     async with JournalStore(base_dir, compact_min_records=20) as store:
         for round_ in itertools.count():
@@ -44,7 +44,7 @@ async def churn_and_compact(base_dir: Path) -> None:
             for task in tasks:
                 print(task.id, flush=True)
             claimed = await store.claim(f"w{round_}", now=T0, limit=10, lease_until=T0 + 30)
-            await store.record([Outcome(t.id, f"w{round_}", T0, value=1) for t in claimed])
+            await store.record([Outcome.success(t.id, f"w{round_}", T0, 1) for t in claimed])
             await store.compact()
 
 

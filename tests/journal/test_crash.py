@@ -94,7 +94,7 @@ def kill_after(proc: subprocess.Popen[str], seconds: float) -> list[str]:
 def read_store(base_dir: Path) -> dict[str, TaskStatus]:
     async def read() -> dict[str, TaskStatus]:
         async with JournalStore(base_dir) as store:
-            return {t.id: t.status for t in await store.list_tasks()}
+            return {t.id: t.status for t in (await store.list_tasks()).tasks}
 
     return trio.run(read)
 

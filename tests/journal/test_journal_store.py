@@ -17,7 +17,7 @@ from omniq_trio.errors import JournalCorruptError, StoreClosedError, StoreError
 from omniq_trio.models import TaskStatus
 from omniq_trio.store import JournalStore, Outcome, repair_journal
 from omniq_trio.store._journal import _files
-from omniq_trio.testing._store_checks import T0, make_task
+from omniq_trio.testing import T0, make_task
 
 W = "worker"
 
@@ -30,7 +30,7 @@ async def fill(store: JournalStore, n: int) -> list[str]:
         await store.enqueue([task])
         ids.append(task.id)
     claimed = await store.claim(W, now=T0, limit=n, lease_until=T0 + 30)
-    await store.record([Outcome(t.id, W, T0 + 1, value=t.id) for t in claimed[::2]])
+    await store.record([Outcome.success(t.id, W, T0 + 1, t.id) for t in claimed[::2]])
     return ids
 
 
@@ -40,7 +40,7 @@ def segment(base: Path) -> Path:
 
 
 async def snapshot(store: JournalStore) -> list[object]:
-    return [(t, await store.get_result(t.id)) for t in await store.list_tasks()]
+    return [(t, await store.get_result(t.id)) for t in (await store.list_tasks()).tasks]
 
 
 async def test_torn_tail_is_cut_and_logged(
@@ -95,7 +95,7 @@ async def test_repair_keeps_everything_before_the_damage(tmp_path: Path) -> None
     done = await trio.to_thread.run_sync(lambda: repair_journal(tmp_path))
     assert done.saved_to is not None and done.saved_to.read_bytes() == bytes(data[damaged_from:])
     async with JournalStore(tmp_path) as store:
-        assert [t.id for t in await store.list_tasks()] == [first.id]
+        assert [t.id for t in (await store.list_tasks()).tasks] == [first.id]
     again = await trio.to_thread.run_sync(lambda: repair_journal(tmp_path))
     assert again.damaged_at is None and "intact" in str(again)
 
@@ -103,7 +103,7 @@ async def test_repair_keeps_everything_before_the_damage(tmp_path: Path) -> None
 async def test_compaction_keeps_the_state_and_drops_the_history(tmp_path: Path) -> None:
     async with JournalStore(tmp_path) as store:
         await fill(store, 20)
-        await store.purge(finished_before=T0 + 2)
+        await store.purge(finished_before=T0 + 2, failed_before=T0 + 2)
         before = await snapshot(store)
         size = segment(tmp_path).stat().st_size
         await store.compact()
@@ -121,10 +121,10 @@ async def test_compaction_happens_by_itself_when_dead_records_dominate(tmp_path:
         first = _files.list_segments(tmp_path)
         for _ in range(40):
             await fill(store, 2)
-        await store.purge(finished_before=T0 + 2)
+        await store.purge(finished_before=T0 + 2, failed_before=T0 + 2)
         assert _files.list_segments(tmp_path) != first
         assert len(_files.list_segments(tmp_path)) == 1
-        assert store._records < 2 * len(await store.list_tasks()) + 50
+        assert store._records < 2 * len((await store.list_tasks()).tasks) + 50
 
 
 async def test_leftovers_of_an_interrupted_compaction_are_cleared(tmp_path: Path) -> None:
@@ -134,13 +134,13 @@ async def test_leftovers_of_an_interrupted_compaction_are_cleared(tmp_path: Path
     # killed after writing the temp file / after the rename, before the unlink
     (tmp_path / "journal-00000002.log.tmp").write_bytes(b"half a snapshot")
     async with JournalStore(tmp_path) as store:
-        assert [t.id for t in await store.list_tasks()] == ids
+        assert [t.id for t in (await store.list_tasks()).tasks] == ids
         await store.compact()
     new = segment(tmp_path)
     os.link(new, tmp_path / "journal-00000009.log")  # a newer complete segment wins
     new.rename(old)  # and an older one next to it is dropped
     async with JournalStore(tmp_path) as store:
-        assert [t.id for t in await store.list_tasks()] == ids
+        assert [t.id for t in (await store.list_tasks()).tasks] == ids
     assert _files.list_segments(tmp_path) == [9]
 
 
@@ -163,7 +163,7 @@ async def test_every_fsync_policy_keeps_what_was_acknowledged(tmp_path: Path, po
     async with JournalStore(tmp_path, fsync=policy) as store:  # type: ignore[arg-type]
         ids = await fill(store, 10)
     async with JournalStore(tmp_path, fsync=policy) as store:  # type: ignore[arg-type]
-        assert [t.id for t in await store.list_tasks()] == ids
+        assert [t.id for t in (await store.list_tasks()).tasks] == ids
 
 
 async def test_a_failed_write_fails_the_store_until_reopened(
@@ -184,7 +184,7 @@ async def test_a_failed_write_fails_the_store_until_reopened(
     monkeypatch.undo()
     await store.aclose()
     async with JournalStore(tmp_path) as store:
-        assert [t.id for t in await store.list_tasks()] == ids
+        assert [t.id for t in (await store.list_tasks()).tasks] == ids
 
 
 async def test_files_are_private_to_their_owner(tmp_path: Path) -> None:

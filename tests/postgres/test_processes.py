@@ -103,7 +103,7 @@ def settings(dsn: str, schema: str) -> Settings:
 def store_tasks(dsn: str, schema: str) -> dict[str, TaskStatus]:
     async def read() -> dict[str, TaskStatus]:
         async with PostgresStore(dsn, schema=schema) as store:
-            return {t.id: t.status for t in await store.list_tasks()}
+            return {t.id: t.status for t in (await store.list_tasks()).tasks}
 
     return trio.run(read)
 
@@ -119,7 +119,7 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, poll: f
 def count_success(dsn: str, schema: str) -> int:
     async def count() -> int:
         async with PostgresStore(dsn, schema=schema) as store:
-            return (await store.stats()).counts[TaskStatus.SUCCESS]
+            return (await store.stats(now=time.time())).counts[TaskStatus.SUCCESS]
 
     return trio.run(count)
 

@@ -19,7 +19,7 @@ from omniq_trio.models import Task, TaskStatus
 from omniq_trio.store import Change, DuplicateTaskError, Outcome
 from omniq_trio.store._postgres import PostgresStore, _wire
 from omniq_trio.store._postgres._schema import SCHEMA_VERSION
-from omniq_trio.testing._store_checks import T0, make_task
+from omniq_trio.testing import T0, make_task
 
 from ..conftest import requires_postgres
 from .conftest import terminate, with_application_name
@@ -86,7 +86,7 @@ async def test_a_change_cancelled_in_flight_still_completes(dsn: str, schema: st
         assert returned
         assert await store.get_task(task.id) == task
         # and the connection went back clean: the next call on it works
-        assert [t.id for t in await store.list_tasks()] == [task.id]
+        assert [t.id for t in (await store.list_tasks()).tasks] == [task.id]
 
 
 async def test_a_change_cancelled_before_it_is_sent_changes_nothing(dsn: str, schema: str) -> None:
@@ -96,7 +96,7 @@ async def test_a_change_cancelled_before_it_is_sent_changes_nothing(dsn: str, sc
             scope.cancel()
             await store.enqueue([task])
         assert scope.cancelled_caught
-        assert await store.list_tasks() == []
+        assert (await store.list_tasks()).tasks == []
 
 
 async def test_changes_made_together_share_a_transaction_but_not_errors(
@@ -118,7 +118,7 @@ async def test_changes_made_together_share_a_transaction_but_not_errors(
             nursery.start_soon(enqueue, [first])  # a duplicate: refused on its own
             nursery.start_soon(enqueue, [other])
         assert [type(e).__name__ for e in errors] == ["DuplicateTaskError"]
-        assert {t.id for t in await store.list_tasks()} == {first.id, second.id, other.id}
+        assert {t.id for t in (await store.list_tasks()).tasks} == {first.id, second.id, other.id}
 
 
 async def test_a_lost_connection_fails_one_call_then_reconnects(dsn: str, schema: str) -> None:
@@ -128,7 +128,7 @@ async def test_a_lost_connection_fails_one_call_then_reconnects(dsn: str, schema
         assert terminate(dsn, name) >= 1
         with pytest.raises(StoreError, match="lost the connection"):
             await store.list_tasks()
-        assert len(await store.list_tasks()) == 1
+        assert len((await store.list_tasks()).tasks) == 1
 
 
 async def test_a_claim_whose_reply_is_lost_is_released(
@@ -194,7 +194,7 @@ async def test_an_awaited_result_is_announced_when_it_is_stored(dsn: str, schema
         # finishes between the look and the wait: the wait sees it at once
         seen = b.change_version(Change.FINISHED)
         assert await b.get_result(early.id) is None
-        await a.record([Outcome(early.id, "w", T0 + 1, value=1)])
+        await a.record([Outcome.success(early.id, "w", T0 + 1, 1)])
         await b.wait_for_change(Change.FINISHED, seen, trio.current_time() + FAR)
         assert b.change_version(Change.FINISHED) != seen
 
@@ -218,11 +218,11 @@ async def test_purge_deletes_in_batches(dsn: str, schema: str) -> None:
     async with PostgresStore(dsn, schema=schema) as store:
         await store.enqueue(tasks)
         await store.claim("w", now=T0, limit=len(tasks), lease_until=T0 + 30)
-        outcomes = [Outcome(t.id, "w", T0 + 1 + i / 10_000, value=i) for i, t in enumerate(tasks)]
+        outcomes = [Outcome.success(t.id, "w", T0 + 1 + i / 10_000, i) for i, t in enumerate(tasks)]
         assert await store.record(outcomes) == [None] * len(tasks)
-        assert await store.purge(finished_before=T0 + 2, limit=1_500) == 1_500
-        assert await store.purge(finished_before=T0 + 2) == 1_000
-        assert (await store.stats()).total == 0
+        assert await store.purge(finished_before=T0 + 2, failed_before=T0 + 2, limit=1_500) == 1_500
+        assert await store.purge(finished_before=T0 + 2, failed_before=T0 + 2) == 1_000
+        assert (await store.stats(now=T0)).total == 0
 
 
 def generic_plans(dsn: str, statements: object, calls: dict[str, str]) -> dict[str, str]:
@@ -306,14 +306,14 @@ async def test_a_task_is_never_held_by_two_workers_under_contention(dsn: str, sc
             while claimed := await store.claim(worker, now=T0, limit=3, lease_until=T0 + 30):
                 for task in claimed:
                     assert held.setdefault(task.id, worker) == worker
-                outcomes = [Outcome(t.id, worker, T0 + 1, value=None) for t in claimed]
+                outcomes = [Outcome.success(t.id, worker, T0 + 1, None) for t in claimed]
                 assert await store.record(outcomes) == [None] * len(claimed)
 
         async with trio.open_nursery() as nursery:
             for i in range(4):
                 nursery.start_soon(work, a if i % 2 else b, f"w{i}")
         assert len(held) == len(tasks)
-        assert (await a.stats()).counts[TaskStatus.SUCCESS] == len(tasks)
+        assert (await a.stats(now=T0)).counts[TaskStatus.SUCCESS] == len(tasks)
 
 
 async def test_closing_the_store_under_a_waiter_does_not_break_it(dsn: str, schema: str) -> None:

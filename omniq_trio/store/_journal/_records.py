@@ -1,8 +1,11 @@
 """Events as journal records: cattrs-unstructured dicts, encoded as JSON by orjson.
 
-A record is a JSON object tagged by ``"e"`` (``put``, ``claim``, ...). Fields
-at their default value are left out of tasks, which keeps a pending no-op
-task's record near 150 bytes.
+A record is a JSON object tagged by ``"e"`` (``put``, ``claim``, ``out``, ...).
+Fields at their default value are left out of tasks, which keeps a pending
+no-op task's record near 150 bytes.
+
+Journals written by 0.1 hold ``done`` and ``fail`` records for outcomes; they
+are read as the :class:`~omniq_trio.store.Outcome` they describe.
 """
 
 from __future__ import annotations
@@ -15,18 +18,25 @@ import orjson
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 from cattrs.preconf.orjson import make_converter
 
-from ...models import Task, TaskError, TaskResult, TaskStatus
+from ...models import Progress, Task, TaskError, TaskResult, TaskStatus
+from .._base import Outcome, OutcomeKind
 from .._events import (
     Cancelled,
     Claimed,
-    Completed,
     Event,
-    Failed,
+    Expired,
+    ProgressSet,
     Purged,
     Put,
+    QueueLimited,
+    QueuePaused,
     Released,
     Renewed,
     Retried,
+    ScheduleFired,
+    SchedulesRecorded,
+    WorkerGone,
+    WorkerSeen,
 )
 
 __all__ = ["decode_batch", "encode_event"]
@@ -35,14 +45,23 @@ _TAGS: Final[dict[type[Any], str]] = {
     Put: "put",
     Claimed: "claim",
     Renewed: "renew",
-    Completed: "done",
-    Failed: "fail",
+    Outcome: "out",
     Released: "release",
+    Expired: "expire",
     Cancelled: "cancel",
     Retried: "retry",
     Purged: "purge",
+    ProgressSet: "progress",
+    QueuePaused: "qpause",
+    QueueLimited: "qlimit",
+    ScheduleFired: "fired",
+    SchedulesRecorded: "schedules",
+    WorkerSeen: "wseen",
+    WorkerGone: "wgone",
 }
 
+
+_KINDS: Final = {kind.value: kind for kind in OutcomeKind}
 
 #: Every field at its default, for _structure_task to copy from.
 _TEMPLATE: Final = Task(id="", func="")
@@ -70,8 +89,12 @@ def _structure_task(data: dict[str, Any], _: Any) -> Task:
         state["args"] = tuple(args)
     if "kwargs" not in data:
         state["kwargs"] = {}
+    if "headers" not in data:
+        state["headers"] = {}
     if (error := data.get("error")) is not None:
         state["error"] = TaskError(**error)
+    if (progress := data.get("progress")) is not None:
+        state["progress"] = Progress(**progress)
     return task
 
 
@@ -88,15 +111,42 @@ def _structure_claimed(data: dict[str, Any], _: Any) -> Claimed:
     return Claimed(tuple(data["ids"]), data["worker_id"], data["lease_until"], data["at"])
 
 
-def _structure_completed(data: dict[str, Any], _: Any) -> Completed:
-    return Completed(
-        data["task_id"], data["worker_id"], data["value"], data["at"], data.get("next_eta")
+def _structure_outcome(data: dict[str, Any], _: Any) -> Outcome:
+    error = data.get("error")
+    return Outcome(
+        _KINDS[data["kind"]],
+        data["task_id"],
+        data["worker_id"],
+        data["at"],
+        data.get("value"),
+        None if error is None else TaskError(**error),
+        data.get("eta"),
     )
+
+
+def _legacy_done(data: dict[str, Any], _: Any) -> Outcome:
+    """A 0.1 ``done`` record: a run returned."""
+    task_id, worker_id, at, value = data["task_id"], data["worker_id"], data["at"], data["value"]
+    next_eta = data.get("next_eta")
+    if next_eta is None:
+        return Outcome.success(task_id, worker_id, at, value)
+    return Outcome.next_run(task_id, worker_id, at, next_eta, value=value)
+
+
+def _legacy_fail(data: dict[str, Any], _: Any) -> Outcome:
+    """A 0.1 ``fail`` record: a run raised."""
+    task_id, worker_id, at = data["task_id"], data["worker_id"], data["at"]
+    error = TaskError(**data["error"])
+    if (retry_at := data.get("retry_at")) is not None:
+        return Outcome.retry(task_id, worker_id, at, error, retry_at)
+    if (next_eta := data.get("next_eta")) is not None:
+        return Outcome.next_run(task_id, worker_id, at, next_eta, error=error)
+    return Outcome.failure(task_id, worker_id, at, error)
 
 
 def _make_converter() -> cattrs.Converter:
     converter = make_converter(detailed_validation=False)
-    for cls in (Task, TaskResult):
+    for cls in (Task, TaskResult, Outcome):
         converter.register_unstructure_hook(
             cls, make_dict_unstructure_fn(cls, converter, _cattrs_omit_if_default=True)
         )
@@ -106,7 +156,7 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(Task, _structure_task)
     converter.register_structure_hook(Put, _structure_put)
     converter.register_structure_hook(Claimed, _structure_claimed)
-    converter.register_structure_hook(Completed, _structure_completed)
+    converter.register_structure_hook(Outcome, _structure_outcome)
     # arguments, kwargs and results are already plain JSON values: pass them through
     converter.register_structure_hook_func(lambda t: t is Any, lambda value, _: value)
     converter.register_structure_hook_func(
@@ -126,6 +176,8 @@ _unstructure: Final[dict[type[Any], Callable[[Any], dict[str, Any]]]] = {
 _structure: Final[dict[str, tuple[Callable[[Any, Any], Event], type[Any]]]] = {
     tag: (_converter.get_structure_hook(cls), cls) for cls, tag in _TAGS.items()
 }
+_structure["done"] = (_legacy_done, Outcome)
+_structure["fail"] = (_legacy_fail, Outcome)
 
 
 def encode_event(event: Event) -> bytes:

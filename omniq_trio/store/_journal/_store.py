@@ -42,8 +42,19 @@ import trio
 
 from ...config import FsyncPolicy, Settings
 from ...errors import JournalCorruptError, JournalError, StoreClosedError, StoreError
-from .._base import Change
-from .._events import Cancelled, Completed, Event, Failed, Purged, Put, Retried
+from .._base import Change, Outcome, StoreCapabilities
+from .._events import (
+    Cancelled,
+    Event,
+    Expired,
+    Purged,
+    Put,
+    QueueLimited,
+    QueuePaused,
+    Retried,
+    ScheduleFired,
+    SchedulesRecorded,
+)
 from .._index import TaskIndex
 from .._indexed import IndexedStore, Plan
 from . import _files as files
@@ -58,7 +69,20 @@ R = TypeVar("R")
 log = logging.getLogger("omniq_trio.store.journal")
 
 #: Events whose callers wait for them to be on disk (under fsync="always").
-_DURABLE: Final = (Put, Completed, Failed, Cancelled, Retried, Purged)
+_DURABLE: Final = (
+    Put,
+    Outcome,
+    Cancelled,
+    Retried,
+    Purged,
+    Expired,
+    QueuePaused,
+    QueueLimited,
+    ScheduleFired,
+    SchedulesRecorded,
+)
+#: Processes of one machine share it.
+_CAPABILITIES: Final = StoreCapabilities(shared=True)
 
 
 @attrs.define(eq=False)
@@ -138,6 +162,10 @@ class JournalStore(IndexedStore):
     @property
     def base_dir(self) -> Path:
         return self._base_dir
+
+    @property
+    def capabilities(self) -> StoreCapabilities:
+        return _CAPABILITIES
 
     @property
     def segment_path(self) -> Path:
@@ -254,6 +282,8 @@ class JournalStore(IndexedStore):
     # ---------------------------------------------------------------- commit
 
     async def _commit(self, plan: Callable[[TaskIndex], Plan[R]]) -> R:
+        # a cancelled caller changes nothing: the rest is shielded
+        await trio.lowlevel.checkpoint_if_cancelled()
         self._check_usable()
         op = _Op(plan)
         self._queue.append(op)
@@ -532,14 +562,12 @@ class JournalStore(IndexedStore):
                     files.unlock(self._lock_fd)
 
     async def _compact_locked(self) -> None:
-        index = self._index
-        snapshot = [(task, index.results.get(task.id)) for task in index.tasks.values()]
+        snapshot = self._index.snapshot()
         number = self._segment + 1
         old_fd, old_path = self._segment_fd, self.segment_path
 
         def write() -> tuple[int, int]:
-            events = [Put(task, result) for task, result in snapshot]
-            size = write_segment(self._base_dir, number, events)
+            size = write_segment(self._base_dir, number, snapshot)
             return files.open_segment(files.segment_path(self._base_dir, number)), size
 
         fd, size = await trio.to_thread.run_sync(write)
@@ -549,7 +577,7 @@ class JournalStore(IndexedStore):
         os.close(old_fd)
         files.remove_quietly(old_path)
         await trio.to_thread.run_sync(files.fsync_dir, self._base_dir)
-        log.info("journal %s compacted: %d live tasks", self._base_dir, len(snapshot))
+        log.info("journal %s compacted: %d live tasks", self._base_dir, len(self._index.tasks))
 
     async def _maybe_compact(self) -> None:
         records = self._records

@@ -15,7 +15,7 @@ import orjson
 
 from ...errors import SerializationError, StoreError
 from ...models import Task, TaskError, TaskResult, TaskStatus
-from .._base import Outcome
+from .._base import Outcome, OutcomeKind
 from ._wire import Param, Row, array_literal
 
 __all__ = [
@@ -96,8 +96,8 @@ def record_params(outcomes: Sequence[Outcome]) -> list[Param]:
         ),
         array_literal([error_json(o.error) for o in outcomes]),
         array_literal([o.at for o in outcomes]),
-        array_literal([o.retry_at for o in outcomes]),
-        array_literal([o.next_eta for o in outcomes]),
+        array_literal([o.eta if o.kind is OutcomeKind.RETRY else None for o in outcomes]),
+        array_literal([o.eta if o.kind is OutcomeKind.NEXT_RUN else None for o in outcomes]),
     ]
 
 

@@ -56,6 +56,7 @@ class Statements:
     record: Statement
     release: Statement
     renew: Statement
+    held: Statement
     reclaim_expired: Statement
     release_claim: Statement
     cancel: Statement
@@ -225,6 +226,8 @@ class Statements:
                 FOR UPDATE SKIP LOCKED
             ))
             """,
+            # $1 worker_id: the ids it holds (locked or not)
+            "held": f"SELECT id FROM {tasks} WHERE status = 'running' AND worker_id = $1::text",
             # $1 now
             "reclaim_expired": requeue(
                 f"""

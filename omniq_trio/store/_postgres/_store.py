@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Final, final
 
 import trio
@@ -14,15 +14,26 @@ from ..._clock import DEFAULT_CLOCK
 from ...config import Settings
 from ...errors import (
     ConfigError,
+    DuplicateTaskError,
     InvalidTransitionError,
-    LeaseLostError,
     StoreClosedError,
     StoreError,
     TaskNotFoundError,
 )
-from ...models import Task, TaskResult, TaskStatus
-from .._base import Change, Outcome, Store, StoreStats
-from .._index import DuplicateTaskError
+from ...models import (
+    Enqueued,
+    Progress,
+    QueueInfo,
+    RateLimit,
+    ScheduleInfo,
+    Task,
+    TaskPage,
+    TaskResult,
+    TaskStatus,
+    WorkerInfo,
+)
+from .._base import Change, Outcome, OutcomeKind, Reclaimed, Store, StoreCapabilities, StoreStats
+from .._rules import check_new_tasks, duplicate_outcomes, lease_lost
 from ._listener import Listener
 from ._pool import ConnectionPool
 from ._rows import enqueue_params, record_params, result_from_row, task_from_row
@@ -57,7 +68,15 @@ MAX_AWAITING: Final = 1_000
 _UNIQUE_VIOLATION: Final = "23505"
 _DUPLICATE_KEY: Final = re.compile(r"Key \(id\)=\((.*)\) already exists")
 _MAX_LIMIT: Final = 2**31 - 1
-_CHANGES: Final = {CHANGE_CODES[change.value]: change for change in Change}
+_CHANGES: Final = {
+    CHANGE_CODES[change.value]: change for change in Change if change.value in CHANGE_CODES
+}
+#: Shared by every process that opens the schema; NOTIFY wakes them.
+_CAPABILITIES: Final = StoreCapabilities(shared=True, wakes_other_processes=True)
+
+
+def _not_yet(what: str) -> NotImplementedError:
+    return NotImplementedError(f"the PostgreSQL store does not support {what} yet")
 
 
 @final
@@ -101,6 +120,10 @@ class PostgresStore(Store):
         if not settings.dsn:
             raise ConfigError("backend='postgres' needs a dsn (Settings.dsn or OMNIQ_DSN)")
         return cls(settings.dsn, schema=settings.postgres_schema)
+
+    @property
+    def capabilities(self) -> StoreCapabilities:
+        return _CAPABILITIES
 
     @property
     def schema(self) -> str:
@@ -173,17 +196,11 @@ class PostgresStore(Store):
 
     # ---------------------------------------------------------------- producing
 
-    async def enqueue(self, tasks: Sequence[Task]) -> None:
-        seen: set[str] = set()
-        for task in tasks:
-            if task.id in seen:
-                raise DuplicateTaskError(task.id)
-            seen.add(task.id)
-            if task.status is not TaskStatus.PENDING:
-                raise InvalidTransitionError(task.id, task.status, TaskStatus.PENDING)
+    async def enqueue(self, tasks: Sequence[Task]) -> list[Enqueued]:
+        check_new_tasks(tasks)
         if not tasks:
             await trio.lowlevel.checkpoint()
-            return
+            return []
         try:
             await self._change(self._sql.enqueue, enqueue_params(tasks))
         except QueryError as exc:
@@ -192,6 +209,7 @@ class PostgresStore(Store):
             match = _DUPLICATE_KEY.search(exc.detail or "")
             raise DuplicateTaskError(match.group(1) if match else tasks[0].id) from None
         self._notify(Change.WORK)
+        return [Enqueued(task.id, True) for task in tasks]
 
     async def cancel(self, task_id: str, *, at: float) -> bool:
         if await self._change(self._sql.cancel, [task_id, at]):
@@ -209,8 +227,16 @@ class PostgresStore(Store):
     # ----------------------------------------------------------------- working
 
     async def claim(
-        self, worker_id: str, *, now: float, limit: int, lease_until: float
+        self,
+        worker_id: str,
+        *,
+        now: float,
+        limit: int,
+        lease_until: float,
+        queues: Mapping[str, int] | None = None,
     ) -> list[Task]:
+        if queues is not None:
+            raise _not_yet("claiming from named queues")
         if self._unsettled_claims:
             await self._settle_claims()
         try:
@@ -244,24 +270,17 @@ class PostgresStore(Store):
 
     async def record(self, outcomes: Sequence[Outcome]) -> list[Exception | None]:
         """Record outcomes in one statement; see :meth:`Store.record`."""
-        errors: list[Exception | None] = [None] * len(outcomes)
+        errors: list[Exception | None] = list(duplicate_outcomes(outcomes))
         if not outcomes:
             await trio.lowlevel.checkpoint()
             return errors
-        # two outcomes for one task in one call: the first wins
-        first: dict[str, int] = {}
-        for i, outcome in enumerate(outcomes):
-            if first.setdefault(outcome.task_id, i) != i:
-                errors[i] = LeaseLostError(
-                    outcome.task_id, outcome.worker_id, "outcome given twice"
-                )
         sent = [i for i in range(len(outcomes)) if errors[i] is None]
         params = record_params([outcomes[i] for i in sent])
         recorded = {sent[ord_ - 1] for (ord_,) in await self._change(self._sql.record, params)}
         done = [outcomes[i] for i in recorded]
-        if any(o.retry_at is None for o in done):
+        if any(o.kind is not OutcomeKind.RETRY for o in done):
             self._notify(Change.FINISHED)
-        if any(o.error is not None or o.next_eta is not None for o in done):
+        if any(o.kind in (OutcomeKind.RETRY, OutcomeKind.NEXT_RUN) for o in done):
             self._notify(Change.WORK)
         if refused := [i for i in sent if i not in recorded]:
             # say why, without letting a cancellation hide that the rest was recorded
@@ -276,7 +295,7 @@ class PostgresStore(Store):
                 errors[i] = (
                     TaskNotFoundError(outcome.task_id)
                     if state is None
-                    else _lease_lost(outcome.task_id, outcome.worker_id, *state)
+                    else lease_lost(outcome.task_id, outcome.worker_id, *state)
                 )
         return errors
 
@@ -290,16 +309,19 @@ class PostgresStore(Store):
             self._notify(Change.WORK)
         return [row[0] for row in rows]
 
-    async def renew(self, worker_id: str, *, lease_until: float) -> None:
+    async def renew(self, worker_id: str, *, lease_until: float) -> frozenset[str]:
         await self._change(self._sql.renew, [worker_id, lease_until])
+        return frozenset(row[0] for row in await self._read(self._sql.held, [worker_id]))
 
-    async def reclaim_expired(self, *, now: float) -> list[str]:
+    async def reclaim_expired(self, *, now: float) -> Reclaimed:
         rows = await self._change(self._sql.reclaim_expired, [now])
         if rows:
             self._notify(Change.WORK)
-        return [row[0] for row in rows]
+        return Reclaimed(tuple(row[0] for row in rows))
 
-    async def purge(self, *, finished_before: float, limit: int | None = None) -> int:
+    async def purge(
+        self, *, finished_before: float, failed_before: float, limit: int | None = None
+    ) -> int:
         """Forget finished tasks, in batches of :data:`PURGE_BATCH`.
 
         Each batch is its own transaction; cancelled between batches, it
@@ -312,7 +334,9 @@ class PostgresStore(Store):
         while limit is None or purged < limit:
             batch = PURGE_BATCH if limit is None else min(PURGE_BATCH, limit - purged)
             # not through the group commit: a long delete would hold up the changes behind it
-            count = (await self._pool.execute(self._sql.purge, [finished_before, batch])).count
+            # until the store knows failed_ttl: nothing younger than either horizon goes
+            before = min(finished_before, failed_before)
+            count = (await self._pool.execute(self._sql.purge, [before, batch])).count
             purged += count
             if count < batch:
                 break
@@ -338,26 +362,69 @@ class PostgresStore(Store):
         return result
 
     async def list_tasks(
-        self, *, status: TaskStatus | None = None, limit: int | None = None
-    ) -> list[Task]:
+        self,
+        *,
+        status: TaskStatus | frozenset[TaskStatus] | None = None,
+        queue: str | None = None,
+        func: str | None = None,
+        id_prefix: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        newest_first: bool = False,
+    ) -> TaskPage:
+        if isinstance(status, frozenset):
+            (status,) = status if len(status) == 1 else (None,)
+        if (queue, func, id_prefix, cursor) != (None,) * 4 or newest_first:
+            raise _not_yet("filtered or paginated listings")
         if status is None:
             rows = await self._read(self._sql.list_all, [limit])
         else:
             rows = await self._read(self._sql.list_status, [status.value, limit])
-        return [task_from_row(row) for row in rows]
+        return TaskPage([task_from_row(row) for row in rows])
 
-    async def stats(self) -> StoreStats:
+    async def stats(self, *, now: float) -> StoreStats:
         counts = dict.fromkeys(TaskStatus, 0)
-        oldest: float | None = None
-        for status, count, oldest_here in await self._read(self._sql.stats):
+        for status, count, _ in await self._read(self._sql.stats):
             counts[TaskStatus(status)] = count
-            if oldest_here is not None and (oldest is None or oldest_here < oldest):
-                oldest = oldest_here
-        return StoreStats(counts, oldest)
+        return StoreStats(counts)
 
-    async def next_due(self, *, now: float) -> float | None:
+    async def next_due(self, *, now: float, queues: Collection[str] | None = None) -> float | None:
+        if queues is not None:
+            raise _not_yet("named queues")
         ((eta,),) = await self._read(self._sql.next_due)
         return eta  # type: ignore[no-any-return]
+
+    # ------------------------------------------------- not yet on PostgreSQL
+
+    async def set_progress(self, task_id: str, *, worker_id: str, progress: Progress) -> None:
+        raise _not_yet("progress")
+
+    async def pause_queue(self, name: str, *, paused: bool) -> None:
+        raise _not_yet("pausing queues")
+
+    async def set_queue_limit(self, name: str, limit: RateLimit | None) -> None:
+        raise _not_yet("queue rate limits")
+
+    async def list_queues(self) -> list[QueueInfo]:
+        raise _not_yet("listing queues")
+
+    async def fire_schedule(self, name: str, *, slot: float, task: Task) -> Enqueued | None:
+        raise _not_yet("schedules")
+
+    async def register_schedules(self, schedules: Sequence[ScheduleInfo]) -> None:
+        raise _not_yet("schedules")
+
+    async def list_schedules(self) -> list[ScheduleInfo]:
+        raise _not_yet("schedules")
+
+    async def register_worker(self, info: WorkerInfo) -> None:
+        raise _not_yet("the worker registry")
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        raise _not_yet("the worker registry")
+
+    async def list_workers(self, *, now: float) -> list[WorkerInfo]:
+        raise _not_yet("the worker registry")
 
     # ---------------------------------------------------------- notifications
 
@@ -411,15 +478,6 @@ class PostgresStore(Store):
 
 def _closed() -> StoreClosedError:
     return StoreClosedError("the PostgreSQL store is closed; open it (async with store:) first")
-
-
-def _lease_lost(task_id: str, worker_id: str, status: str, holder: str | None) -> LeaseLostError:
-    detail = (
-        f"it is {status}"
-        if status != TaskStatus.RUNNING
-        else f"it was handed to {holder} after the lease expired"
-    )
-    return LeaseLostError(task_id, worker_id, detail)
 
 
 def _claim_order(claimed: tuple[Task, int]) -> tuple[int, float, int]:
