@@ -72,6 +72,8 @@ def _spawn_workers(
         **settings_env,
         "OMNIQ_CONCURRENCY": str(concurrency),
         "OMNIQ_LOG_LEVEL": "WARNING",
+        # the functions these workers run (a worker runs only registered tasks)
+        "OMNIQ_IMPORTS": "benchmarks.tasks",
     }
     env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
     code = "import trio, omniq_trio; trio.run(omniq_trio.serve)"

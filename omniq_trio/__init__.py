@@ -18,6 +18,7 @@ from omniq_trio._reexport import publish
 from ._call import RESERVED_OPTIONS as RESERVED_OPTIONS
 from ._call import Call as Call
 from ._client import AsyncOmniQ as AsyncOmniQ
+from ._registry import task as task
 from ._serve import serve as serve
 from ._sync import OmniQ as OmniQ
 from ._sync import SyncWorkerPool as SyncWorkerPool
@@ -29,13 +30,17 @@ from .errors import InvalidTransitionError as InvalidTransitionError
 from .errors import JournalCorruptError as JournalCorruptError
 from .errors import LeaseLostError as LeaseLostError
 from .errors import OmniQError as OmniQError
+from .errors import ResultTooLargeError as ResultTooLargeError
 from .errors import SerializationError as SerializationError
 from .errors import StoreError as StoreError
 from .errors import StoreUnavailableError as StoreUnavailableError
+from .errors import TaskModuleImportError as TaskModuleImportError
 from .errors import TaskNotFoundError as TaskNotFoundError
 from .errors import TaskOptionError as TaskOptionError
 from .errors import TaskTimeoutError as TaskTimeoutError
+from .errors import TaskTooLargeError as TaskTooLargeError
 from .errors import UniqueConflictError as UniqueConflictError
+from .errors import UnregisteredTaskError as UnregisteredTaskError
 from .errors import WorkerLostError as WorkerLostError
 from .models import Enqueued as Enqueued
 from .models import Progress as Progress
@@ -72,6 +77,7 @@ __all__ = [
     "Progress",
     "QueueInfo",
     "RateLimit",
+    "ResultTooLargeError",
     "ScheduleInfo",
     "SerializationError",
     "Settings",
@@ -81,17 +87,21 @@ __all__ = [
     "SyncWorkerPool",
     "Task",
     "TaskError",
+    "TaskModuleImportError",
     "TaskNotFoundError",
     "TaskOptionError",
     "TaskPage",
     "TaskResult",
     "TaskStatus",
     "TaskTimeoutError",
+    "TaskTooLargeError",
     "UniqueConflictError",
+    "UnregisteredTaskError",
     "WorkerInfo",
     "WorkerLostError",
     "WorkerPool",
     "serve",
+    "task",
 ]
 
 publish(globals(), __all__)

@@ -193,8 +193,8 @@ class OmniQ:
         interval: Seconds | None = None,
         max_retries: int | None = None,
         timeout: Seconds | None = None,
-        priority: int = 0,
-        retry_on_timeout: bool = False,
+        priority: int | None = None,
+        retry_on_timeout: bool | None = None,
         task_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> str:
