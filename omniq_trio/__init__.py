@@ -10,11 +10,14 @@
         result = await omniq.get_result(task_id, wait=True)
         await workers.stop()
 
-``OmniQ`` has the same methods, blocking, for code that does not run trio.
+``OmniQ`` has the same methods, blocking, for code that does not run trio;
+``AsyncioOmniQ`` as coroutines for asyncio code.
 """
 
 from omniq_trio._reexport import publish
 
+from ._asyncio import AsyncioOmniQ as AsyncioOmniQ
+from ._asyncio_pool import AsyncioWorkerPool as AsyncioWorkerPool
 from ._call import RESERVED_OPTIONS as RESERVED_OPTIONS
 from ._call import Call as Call
 from ._client import AsyncOmniQ as AsyncOmniQ
@@ -39,6 +42,7 @@ from .errors import TaskNotFoundError as TaskNotFoundError
 from .errors import TaskOptionError as TaskOptionError
 from .errors import TaskTimeoutError as TaskTimeoutError
 from .errors import TaskTooLargeError as TaskTooLargeError
+from .errors import TransactionalEnqueueError as TransactionalEnqueueError
 from .errors import UniqueConflictError as UniqueConflictError
 from .errors import UnregisteredTaskError as UnregisteredTaskError
 from .errors import WorkerLostError as WorkerLostError
@@ -63,6 +67,8 @@ __version__ = "0.1.0"
 __all__ = [
     "RESERVED_OPTIONS",
     "AsyncOmniQ",
+    "AsyncioOmniQ",
+    "AsyncioWorkerPool",
     "Call",
     "ConfigError",
     "DuplicateTaskError",
@@ -95,6 +101,7 @@ __all__ = [
     "TaskStatus",
     "TaskTimeoutError",
     "TaskTooLargeError",
+    "TransactionalEnqueueError",
     "UniqueConflictError",
     "UnregisteredTaskError",
     "WorkerInfo",

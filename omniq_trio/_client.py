@@ -17,7 +17,7 @@ from ._functions import func_path
 from ._registry import prepare_call
 from ._validate import check_int, check_queue_name, check_seconds
 from .config import Settings
-from .errors import ConfigError, TaskOptionError
+from .errors import ConfigError, TaskOptionError, TransactionalEnqueueError
 from .models import (
     Enqueued,
     QueueInfo,
@@ -182,7 +182,7 @@ class AsyncOmniQ:
         the call's unique key exists (``id`` is then that task's)."""
         tasks = self._build(calls)
         if connection is not None:
-            raise TaskOptionError(
+            raise TransactionalEnqueueError(
                 "connection= (enqueue inside your own database transaction) needs the "
                 "PostgreSQL store; the memory and file stores have no transactions to join"
             )

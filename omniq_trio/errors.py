@@ -27,6 +27,7 @@ __all__ = [
     "TaskOptionError",
     "TaskTimeoutError",
     "TaskTooLargeError",
+    "TransactionalEnqueueError",
     "UniqueConflictError",
     "UnregisteredTaskError",
     "WorkerLostError",
@@ -220,3 +221,8 @@ class ResultTooLargeError(SerializationError):
         )
         self.size = size
         self.limit = limit
+
+
+class TransactionalEnqueueError(TaskOptionError):
+    """``enqueue(connection=...)`` cannot write the task in that transaction (a store
+    without transactions, or a connection of the wrong kind); nothing was written."""
