@@ -408,8 +408,6 @@ class AsyncOmniQ:
             settings=settings,
             clock=self._clock,
             codec=self._codec,
-            concurrency=settings.concurrency,
-            poll_interval=settings.poll_interval,
             ensure_open=self.open,
             queues=parse_queue_caps(settings.queues, error=ConfigError) or None,
             schedules=checked,

@@ -7,6 +7,7 @@ CAPITALS>`` through :meth:`Settings.from_env` (``OMNIQ_BACKEND=postgres``,
 
 from __future__ import annotations
 
+import logging
 import os
 import types
 import typing
@@ -37,6 +38,8 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 ENV_PREFIX = "OMNIQ_"
 #: Bytes in a mebibyte (the default bound of a task's call and of its result).
 MiB = 1024 * 1024
+
+_log = logging.getLogger("omniq_trio.config")
 
 
 def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -203,35 +206,76 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Settings from ``OMNIQ_*`` variables, then ``overrides``, then defaults.
 
-        A DSN (``OMNIQ_DSN`` or ``dsn=``) with no backend given selects ``"postgres"``.
+        A DSN with no backend beside it selects ``"postgres"``: ``OMNIQ_DSN``
+        without ``OMNIQ_BACKEND``, or ``dsn=`` without ``backend=`` (which then
+        also wins over ``OMNIQ_BACKEND``, as every override does).
 
         Raises :class:`~omniq_trio.errors.ConfigError` naming the variable when
-        one cannot be parsed, and for ``OMNIQ_*`` names that are not settings
-        (a typo would otherwise be silently ignored).
+        one cannot be parsed, and for an ``OMNIQ_*`` name that is a likely typo
+        of a setting (``OMNIQ_CONCURENCY``), naming the setting meant. Any other
+        ``OMNIQ_*`` name may belong to another tool: it is logged as a warning
+        and ignored.
         """
         environ = os.environ if environ is None else environ
         fields = {f.name: f for f in attrs.fields(cls)}
         values: dict[str, Any] = {}
         for key, raw in environ.items():
-            if not key.startswith(ENV_PREFIX):
-                continue
-            name = key[len(ENV_PREFIX) :].lower()
-            if name in _NOT_SETTINGS:
-                continue
-            if name not in fields:
-                raise ConfigError(
-                    f"{key} is not an omniq_trio setting; known: "
-                    + ", ".join(ENV_PREFIX + n.upper() for n in fields)
+            name = _setting_name(key, fields)
+            if name is not None:
+                values[name] = _check_env(
+                    key, raw, fields[name], _parse_env(key, raw, _resolve(name))
                 )
-            values[name] = _check_env(key, raw, fields[name], _parse_env(key, raw, _resolve(name)))
-        values.update(overrides)
-        if values.get("dsn") and "backend" not in values:
-            values["backend"] = "postgres"  # a DSN alone means PostgreSQL
-        return cls(**values)
+        return cls(**{**_dsn_selects_postgres(values), **_dsn_selects_postgres(overrides)})
+
+
+def _dsn_selects_postgres(values: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``values`` with ``backend="postgres"`` added when they give a DSN but no backend."""
+    if values.get("dsn") and "backend" not in values:
+        return {**values, "backend": "postgres"}
+    return values
 
 
 # OMNIQ_* variables that belong to other tools (tests, benchmarks), not to Settings.
 _NOT_SETTINGS = frozenset({"test_postgres_dsn", "dashboard_token"})
+
+
+def _setting_name(key: str, fields: Mapping[str, attrs.Attribute[Any]]) -> str | None:
+    """The Settings field variable ``key`` sets, or ``None`` when it sets none."""
+    if not key.startswith(ENV_PREFIX):
+        return None
+    name = key[len(ENV_PREFIX) :].lower()
+    if name in fields:
+        return name
+    if name in _NOT_SETTINGS:
+        return None
+    meant = [field for field in fields if _edit_distance(name, field) <= _typo_distance(field)]
+    if meant:
+        raise ConfigError(
+            f"{key} is not an omniq_trio setting; did you mean "
+            + " or ".join(ENV_PREFIX + n.upper() for n in meant)
+            + "?"
+        )
+    _log.warning("%s is not an omniq_trio setting; ignored", key)
+    return None
+
+
+def _typo_distance(name: str) -> int:
+    """Edits that still make a likely typo of ``name``: 1 for short names, else 2."""
+    return 1 if len(name) <= 4 else 2
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Insertions, deletions, substitutions and swaps of neighbours that turn ``a`` into ``b``."""
+    # optimal string alignment: Levenshtein plus adjacent transpositions
+    previous: list[int] = []
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        before, previous, row = previous, row, [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                row[j] = min(row[j], before[j - 2] + 1)
+    return row[-1]
 
 
 def _resolve(name: str) -> Any:

@@ -81,8 +81,6 @@ class WorkerPool:
     _settings: Settings
     _clock: Clock
     _codec: Codec
-    _concurrency: int
-    _poll_interval: float
     #: opens the client's store, if it is not open yet
     _ensure_open: Callable[[], Awaitable[None]]
     #: the queues it claims from and their caps (``None``: every queue, no caps)
@@ -103,12 +101,12 @@ class WorkerPool:
     @property
     def concurrency(self) -> int:
         """How many tasks run at once at most."""
-        return self._concurrency
+        return self._settings.concurrency
 
     @property
     def poll_interval(self) -> float:
         """Longest wait between looks for due tasks (an enqueue in this process wakes it sooner)."""
-        return self._poll_interval
+        return self._settings.poll_interval
 
     @property
     def queues(self) -> Mapping[str, int | None] | None:
@@ -201,8 +199,8 @@ class WorkerPool:
                 )
             await self._ensure_open()
             log_worker_started(
-                concurrency=self._concurrency,
-                poll_interval=self._poll_interval,
+                concurrency=self.concurrency,
+                poll_interval=self.poll_interval,
                 worker_id=self._worker_id,
             )
             await self._supervise(task_status)
@@ -224,7 +222,7 @@ class WorkerPool:
             settings=settings,
             clock=self._clock,
             codec=self._codec,
-            limiter=trio.CapacityLimiter(self._concurrency),
+            limiter=trio.CapacityLimiter(self.concurrency),
             counters=self._counters,
             rand=self._rand,
         )
@@ -260,9 +258,9 @@ class WorkerPool:
                 with self._executor_scope:
                     async with trio.open_nursery() as crew:
                         task_send, task_receive = trio.open_memory_channel[Task](0)
-                        credits = Credits(self._concurrency, self._queues)
+                        credits = Credits(self.concurrency, self._queues)
                         async with task_receive, outcome_send:
-                            for _ in range(self._concurrency):
+                            for _ in range(self.concurrency):
                                 crew.start_soon(
                                     executor,
                                     task_receive.clone(),
@@ -299,7 +297,7 @@ class WorkerPool:
                 credits=credits,
                 store=self._store,
                 worker_id=self._worker_id,
-                poll_interval=self._poll_interval,
+                poll_interval=self.poll_interval,
                 lease_duration=self._settings.lease_duration,
                 clock=self._clock,
             )
