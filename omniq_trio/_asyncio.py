@@ -29,7 +29,9 @@ from ._bridge import TrioThread, call_from_asyncio, settled
 from ._call import Call, Eta, Seconds
 from ._client import AsyncOmniQ
 from ._codec import codec_for
+from ._tracing import enqueue_span
 from .config import Settings
+from .hooks import Hook
 from .models import (
     Enqueued,
     QueueInfo,
@@ -69,8 +71,8 @@ class AsyncioOmniQ:
     (``get_result(wait=True)`` included) is cancelled with its wait.
     """
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self._async = AsyncOmniQ(settings)  # checks the settings; does no I/O
+    def __init__(self, settings: Settings | None = None, *, hooks: Iterable[Hook] = ()) -> None:
+        self._async = AsyncOmniQ(settings, hooks=hooks)  # checks the settings; does no I/O
         self._codec = codec_for(self._async.settings.serializer)
         self._thread = TrioThread(owner="AsyncioOmniQ", cleanup=self._async.aclose)
         # its thread is a daemon, so that a forgotten client cannot keep the
@@ -81,6 +83,16 @@ class AsyncioOmniQ:
     def settings(self) -> Settings:
         """The settings this queue was made with."""
         return self._async.settings
+
+    @property
+    def hooks(self) -> tuple[Hook, ...]:
+        """The hooks it delivers events to; see :attr:`AsyncOmniQ.hooks`."""
+        return self._async.hooks
+
+    def add_hook(self, hook: Hook) -> None:
+        """Deliver events to ``hook`` from now on; see :meth:`AsyncOmniQ.add_hook`."""
+        # a list append, atomic under the GIL: the trio thread may be delivering
+        self._async.add_hook(hook)
 
     async def _call(self, async_fn: Callable[[], Awaitable[T]], *, shield: bool = False) -> T:
         return await call_from_asyncio(self._thread, async_fn, shield=shield)
@@ -187,14 +199,20 @@ class AsyncioOmniQ:
         that transaction, as for :meth:`enqueue`."""
         calls = list(calls)  # an iterator is consumed here, not in the other thread
         if connection is None:
-            enqueue = functools.partial(self._async.enqueue_calls, calls)
+            tracing = self._async.tracing
+            enqueue = functools.partial(
+                self._async.enqueue_calls,
+                calls,
+                trace_context=None if tracing is None else tracing.capture(),
+            )
             return await self._call(enqueue, shield=True)
         tasks = _transactional.build_tasks(
             calls, settings=self.settings, codec=self._codec, now=self._async.clock.now()
         )
-        statement = _transactional.enqueue_statement(self._async.store, tasks)
-        _transactional.check_connection(connection, asyncio=True)
-        return await _transactional.run_statement_async(connection, statement, len(tasks))
+        with enqueue_span(self._async.tracing, tasks) as tasks:
+            statement = _transactional.enqueue_statement(self._async.store, tasks)
+            _transactional.check_connection(connection, asyncio=True)
+            return await _transactional.run_statement_async(connection, statement, len(tasks))
 
     async def cancel(self, task_id: str) -> bool:
         """Cancel a task that has not finished; ``False`` if it already had.
