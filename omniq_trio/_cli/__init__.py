@@ -23,7 +23,9 @@ from ..errors import (
     TaskOptionError,
 )
 from ..models import TaskStatus
-from ._commands import COMMANDS, CliError
+from . import _monitor
+from ._commands import COMMANDS as _COMMANDS
+from ._commands import CliError
 
 __all__ = ["main"]
 
@@ -37,7 +39,10 @@ _SETTINGS_FLAGS = (
     "shutdown_timeout",
     "imports",
     "log_level",
+    "metrics_port",
+    "metrics_host",
 )
+COMMANDS = {**_COMMANDS, "workers": _monitor.workers, "metrics": _monitor.metrics}
 _USAGE_ERRORS = (ConfigError, TaskOptionError, SerializationError, FunctionImportError)
 
 _MAIN_EPILOG = """\
@@ -138,6 +143,18 @@ def _parser() -> _Parser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
         type=str.upper,
         help="(OMNIQ_LOG_LEVEL, default INFO)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve this worker's Prometheus metrics at http://HOST:PORT/metrics "
+        "(0: a free port, logged; OMNIQ_METRICS_PORT)",
+    )
+    p.add_argument(
+        "--metrics-host",
+        metavar="HOST",
+        help="address the metrics listen on (OMNIQ_METRICS_HOST, default 127.0.0.1)",
     )
 
     p = _command(
@@ -241,6 +258,35 @@ def _parser() -> _Parser:
         store,
     )
     p.add_argument("--dry-run", action="store_true", help="only say what would be cut")
+
+    p = _command(
+        commands,
+        "workers",
+        "List the live worker pools (every process, every host): what each runs, since when.",
+        "  omniq-trio workers\n  omniq-trio workers --json | jq '.[].running'\n",
+        store,
+    )
+    p.add_argument("--json", action="store_true", help="a JSON array of workers")
+    p.add_argument(
+        "--running", action="store_true", help="also list each running task's id, by worker"
+    )
+
+    p = _command(
+        commands,
+        "metrics",
+        "Serve the store's Prometheus gauges (queue depths, oldest wait, live workers).",
+        "  omniq-trio metrics --port 9808\n"
+        "  omniq-trio metrics --dsn postgresql://app@db/app --host 0.0.0.0 --port 9808\n",
+        store,
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=9808,
+        metavar="PORT",
+        help="port of http://HOST:PORT/metrics (default 9808; 0: a free one)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
 
     _command(
         commands,
