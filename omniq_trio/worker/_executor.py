@@ -38,6 +38,7 @@ from ..store import Outcome, Store
 from ._backoff import next_interval_eta, retry_delay
 from ._observe import run_outcome, run_released, run_started
 from ._stats import Counters
+from ._threads import SyncThreads
 
 __all__ = ["Finished", "TaskRunner", "cleanup_scope", "executor"]
 
@@ -111,6 +112,8 @@ class TaskRunner:
     rand: Callable[[], float]
     hooks: HookDelivery = attrs.field(factory=HookDelivery)
     tracing: Tracing | None = None
+    #: the threads sync task functions run in (bounded by ``limiter``)
+    threads: SyncThreads = attrs.field(factory=SyncThreads)
 
     async def run(self, task: Task, outcome_send: trio.MemorySendChannel[Finished]) -> None:
         """Run ``task`` and send its outcome; if interrupted, release it and re-raise."""
@@ -162,15 +165,12 @@ class TaskRunner:
                     await trio.lowlevel.checkpoint()
                     value = func(*args, **kwargs)
                 else:
-                    # abandon_on_cancel: a thread cannot be interrupted, so on
-                    # timeout or at the stop deadline we stop waiting for it
-                    # (it finishes in the background, its result discarded).
-                    value = await trio.to_thread.run_sync(
+                    # a thread cannot be interrupted, so on timeout or at the
+                    # stop deadline we stop waiting for it (it finishes in the
+                    # background, its result discarded)
+                    value = await self.threads.run(
                         functools.partial(func, *args, **kwargs),
-                        abandon_on_cancel=True,
-                        # trio documents "a CapacityLimiter-like object"; its
-                        # annotation names only the class
-                        limiter=_ThreadSlot(self.limiter, scope, task.timeout),  # type: ignore[arg-type]
+                        slot=_ThreadSlot(self.limiter, scope, task.timeout),
                     )
                 if inspect.isawaitable(value):
                     value = await value
