@@ -63,14 +63,14 @@ async def _serve_one(render: Render, stream: trio.SocketStream) -> None:
 
 async def _read_head(stream: trio.SocketStream) -> bytes | None:
     data = b""
-    while b"\r\n\r\n" not in data and b"\n\n" not in data:
-        if len(data) > MAX_REQUEST_HEAD:
-            await stream.send_all(_response(431, "text/plain", b"request too large\n"))
-            return None
+    while b"\r\n\r\n" not in data and b"\n\n" not in data and len(data) <= MAX_REQUEST_HEAD:
         chunk = await stream.receive_some(4096)
         if not chunk:
             return None
         data += chunk
+    if len(data) > MAX_REQUEST_HEAD:
+        await stream.send_all(_response(431, "text/plain", b"request too large\n"))
+        return None
     return data
 
 
