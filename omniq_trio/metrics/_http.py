@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Final
+from typing import Any, Final, final
 
 import trio
 
@@ -127,10 +127,18 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def metrics_asgi_app(render: Render) -> ASGIApp:
-    """``render``'s answer as an ASGI application (any path: mount it where you like),
-    for a server that runs trio (the dashboard mounts one at ``/metrics``)."""
+    """``render``'s answer as an ASGI application (at any path), for a server that
+    runs trio: the dashboard serves one at ``/metrics``. An object, not a function,
+    so that Starlette's ``Route`` as well as its ``Mount`` takes it as an ASGI app."""
+    return _MetricsApp(render)
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+
+@final
+class _MetricsApp:
+    def __init__(self, render: Render) -> None:
+        self._render = render
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":  # served on its own: nothing to set up
             while True:
                 message = await receive()
@@ -147,7 +155,7 @@ def metrics_asgi_app(render: Render) -> ASGIApp:
             accept = next(
                 (v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"accept"), ""
             )
-            body, content_type = await render(accept)
+            body, content_type = await self._render(accept)
             status = 200
         await send(
             {
@@ -162,5 +170,3 @@ def metrics_asgi_app(render: Render) -> ASGIApp:
         if scope["method"] == "HEAD":
             body = b""
         await send({"type": "http.response.body", "body": body})
-
-    return app

@@ -175,3 +175,18 @@ async def test_openmetrics_when_the_scraper_asks_for_it() -> None:
         )
     assert content_type.startswith("application/openmetrics-text")
     assert body.endswith(b"# EOF\n")
+
+
+async def test_starlette_serves_the_app_at_a_route_or_a_mount() -> None:
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.routing import Mount, Route
+
+    app = metrics_asgi_app(_fixed)
+    for route in (Route("/metrics", app), Mount("/metrics", app)):
+        web = Starlette(routes=[route])
+        transport = httpx.ASGITransport(app=web)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            got = await client.get("/metrics", follow_redirects=True)
+        assert got.status_code == 200
+        assert got.text.startswith("omniq_answer 42")
