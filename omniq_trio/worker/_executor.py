@@ -127,7 +127,8 @@ class TaskRunner:
             run_started(self.hooks, task, self.worker_id, self.clock)
             with run_span(self.tracing, task, self.worker_id) as span:
                 outcome = await self._execute(task)
-                span.ended(run_outcome(outcome), outcome.error)
+                if self.tracing is not None:
+                    span.ended(run_outcome(outcome), outcome.error)
             finished = Finished(task, outcome, trio.current_time() - started)
             try:
                 outcome_send.send_nowait(finished)  # room in the buffer: skip a scheduler trip
