@@ -192,24 +192,29 @@ class AsyncioOmniQ:
         return [e.id for e in await self.enqueue_calls(calls, connection=connection)]
 
     async def enqueue_calls(
-        self, calls: Iterable[Call], *, connection: psycopg.AsyncConnection[Any] | None = None
+        self,
+        calls: Iterable[Call],
+        *,
+        connection: psycopg.AsyncConnection[Any] | None = None,
+        trace_context: Any = None,
     ) -> list[Enqueued]:
         """Enqueue several tasks in one write, all or none, and say per call whether it
         created a task; see :meth:`AsyncOmniQ.enqueue_calls`. ``connection=``: in
-        that transaction, as for :meth:`enqueue`."""
+        that transaction, as for :meth:`enqueue`. ``trace_context``: see
+        :meth:`AsyncOmniQ.enqueue_calls` (default: the caller's current context)."""
         calls = list(calls)  # an iterator is consumed here, not in the other thread
         if connection is None:
             tracing = self._async.tracing
+            if tracing is not None and trace_context is None:
+                trace_context = tracing.capture()  # this thread's, not the trio thread's
             enqueue = functools.partial(
-                self._async.enqueue_calls,
-                calls,
-                trace_context=None if tracing is None else tracing.capture(),
+                self._async.enqueue_calls, calls, trace_context=trace_context
             )
             return await self._call(enqueue, shield=True)
         tasks = _transactional.build_tasks(
             calls, settings=self.settings, codec=self._codec, now=self._async.clock.now()
         )
-        with enqueue_span(self._async.tracing, tasks) as tasks:
+        with enqueue_span(self._async.tracing, tasks, trace_context) as tasks:
             statement = _transactional.enqueue_statement(self._async.store, tasks)
             _transactional.check_connection(connection, asyncio=True)
             return await _transactional.run_statement_async(connection, statement, len(tasks))

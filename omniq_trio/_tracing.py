@@ -187,18 +187,20 @@ def _with_context(task: Task, carrier: Mapping[str, str]) -> Task:
 
 
 def enqueue_span(
-    tracing: Tracing | None, tasks: list[Task]
+    tracing: Tracing | None, tasks: list[Task], parent: Context | None = None
 ) -> contextlib.AbstractContextManager[list[Task]]:
     """Around an enqueue that does not go through ``AsyncOmniQ`` (inside the caller's
     own transaction): a span, and the tasks carrying its context; or just the tasks."""
     if tracing is None:
         return contextlib.nullcontext(tasks)
-    return _enqueue_tasks(tracing, tasks)
+    return _enqueue_tasks(tracing, tasks, parent)
 
 
 @contextlib.contextmanager
-def _enqueue_tasks(tracing: Tracing, tasks: list[Task]) -> Iterator[list[Task]]:
-    with tracing.enqueue(tasks) as (traced, _):
+def _enqueue_tasks(
+    tracing: Tracing, tasks: list[Task], parent: Context | None
+) -> Iterator[list[Task]]:
+    with tracing.enqueue(tasks, parent) as (traced, _):
         yield traced
 
 
