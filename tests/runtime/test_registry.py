@@ -67,6 +67,13 @@ async def test_two_pools_are_listed_by_start_time(autojump_clock: trio.abc.Clock
         assert [w.id for w in await omniq.list_workers()] == [first.worker_id]
 
 
+async def test_a_pool_lists_the_queues_it_claims_from(autojump_clock: trio.abc.Clock) -> None:
+    async with AsyncOmniQ(SHORT_LEASES) as omniq:
+        async with running(omniq, queues={"mail": 2, "default": None}):
+            (info,) = await omniq.list_workers()
+        assert info.queues == ("mail", "default")
+
+
 class _NoGoodbye(MemoryStore):
     """A store whose pools cannot unregister: as if each were killed at its stop."""
 
