@@ -80,6 +80,18 @@ def _bool(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None
         raise ConfigError(f"{attribute.name} must be True or False, got {value!r}")
 
 
+def _port(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (
+        check_int(value, name=attribute.name, error=ConfigError, minimum=0) > 65_535
+    ):
+        raise ConfigError(f"{attribute.name} must be a port number (0 to 65535), got {value!r}")
+
+
+def _host(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{attribute.name} must be a host name or address, got {value!r}")
+
+
 def _to_path(value: str | os.PathLike[str]) -> Path:
     try:
         return Path(value)
@@ -190,6 +202,15 @@ class Settings:
     max_result_bytes: int = attrs.field(default=MiB, validator=_int_at_least(1))
     #: Level of the ``omniq_trio`` logger.
     log_level: LogLevel = attrs.field(default="INFO", converter=_upper, validator=_one_of)
+    #: Serve the worker's Prometheus metrics on this port (``omniq-trio worker``,
+    #: ``serve``; 0: any free port, logged); ``None``: no metrics. Needs the
+    #: ``metrics`` extra.
+    metrics_port: int | None = attrs.field(default=None, validator=_port)
+    #: The address the metrics are served on: loopback unless you open it up.
+    metrics_host: str = attrs.field(default="127.0.0.1", validator=_host)
+    #: Make OpenTelemetry spans of enqueues and runs, and carry the trace context
+    #: inside tasks. Needs the ``otel`` extra.
+    tracing: bool = attrs.field(default=False, validator=_bool)
 
     def __attrs_post_init__(self) -> None:
         if self.backend == "postgres" and not self.dsn:

@@ -12,6 +12,7 @@ from typing import Final
 
 from ..models import TaskStatus
 from . import _commands as run
+from . import _monitor as monitor
 from . import _queues as queues
 from ._spec import Command, ExtendCommaSeparated, Option, option
 
@@ -105,6 +106,20 @@ _WORKER_OPTIONS: tuple[Option, ...] = (
         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
         type=str.upper,
         help="(OMNIQ_LOG_LEVEL, default INFO)",
+    ),
+    option(
+        "--metrics-port",
+        setting=True,
+        type=int,
+        metavar="PORT",
+        help="serve this worker's Prometheus metrics at http://HOST:PORT/metrics "
+        "(0: a free port, logged; OMNIQ_METRICS_PORT)",
+    ),
+    option(
+        "--metrics-host",
+        setting=True,
+        metavar="HOST",
+        help="address the metrics listen on (OMNIQ_METRICS_HOST, default 127.0.0.1)",
     ),
 )
 
@@ -323,6 +338,39 @@ COMMANDS: Final = (
         ),
         _DASHBOARD_OPTIONS,
         notes="It prints the address to open, with its token; Ctrl-C stops it.",
+    ),
+    Command(
+        "workers",
+        monitor.workers,
+        "List the live worker pools (every process, every host): what each runs, since when.",
+        ("omniq-trio workers", "omniq-trio workers --json | jq '.[].running'"),
+        (
+            option("--json", action="store_true", help="a JSON array of workers"),
+            option(
+                "--running",
+                action="store_true",
+                help="also list each running task's id, by worker",
+            ),
+        ),
+    ),
+    Command(
+        "metrics",
+        monitor.metrics,
+        "Serve the store's Prometheus gauges (queue depths, oldest wait, live workers).",
+        (
+            "omniq-trio metrics --port 9808",
+            "omniq-trio metrics --dsn postgresql://app@db/app --host 0.0.0.0 --port 9808",
+        ),
+        (
+            option(
+                "--port",
+                type=int,
+                default=9808,
+                metavar="PORT",
+                help="port of http://HOST:PORT/metrics (default 9808; 0: a free one)",
+            ),
+            option("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"),
+        ),
     ),
     Command(
         "migrate",

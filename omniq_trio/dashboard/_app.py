@@ -53,12 +53,12 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=_STATIC), name="static"),
     ]
-    # ---- /metrics mount point -------------------------------------------
+    # ---- /metrics -------------------------------------------------------
     # The store's gauges (tasks by status and queue, oldest wait, live
-    # workers) are served here once, by the dashboard process (issue 14,
-    # Prometheus). Pass the exporter's ASGI app as ``metrics_app``.
+    # workers), served once per store by the dashboard process; behind the
+    # token like every page (a Prometheus scrape sends it as a bearer token).
     if metrics_app is not None:
-        routes.append(Mount("/metrics", app=metrics_app))
+        routes.append(Route("/metrics", metrics_app))
     # -----------------------------------------------------------------------
     app = Starlette(
         routes=routes,

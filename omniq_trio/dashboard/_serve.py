@@ -56,7 +56,9 @@ async def serve_dashboard(
     (:class:`~omniq_trio.errors.ConfigError`) unless ``host`` is a loopback
     address. ``read_only=True`` hides and refuses every action. Pass ``omniq``
     to serve a client you opened (it is not closed here); by default one is
-    opened from ``settings`` (default ``Settings.from_env()``).
+    opened from ``settings`` (default ``Settings.from_env()``). ``/metrics``
+    serves the store's Prometheus gauges when the ``metrics`` extra is
+    installed (or ``metrics_app``, an ASGI app of yours), behind the token.
     """
     access = Access.create(
         token=token,
@@ -74,6 +76,8 @@ async def serve_dashboard(
         else:
             await omniq.open()
         throughput = Throughput()
+        if metrics_app is None:
+            metrics_app = _store_metrics(omniq)
         app = create_app(
             omniq,
             access=access,
@@ -116,3 +120,12 @@ def _address(bind: str, host: str) -> str:
         port = hostport.rpartition(":")[2]
         return f"{scheme}://{os.uname().nodename}:{port}"
     return bind
+
+
+def _store_metrics(omniq: AsyncOmniQ) -> ASGIApp | None:
+    """The store's Prometheus gauges for ``/metrics``, when the ``metrics`` extra is there."""
+    try:
+        from ..metrics import store_metrics_app
+    except ImportError:
+        return None
+    return store_metrics_app(omniq)

@@ -22,6 +22,8 @@ class Counters:
     retried: int = 0
     released: int = 0
     running: int = 0
+    #: ids of the tasks executing now (for the worker registry)
+    running_ids: set[str] = attrs.Factory(set)
 
 
 @attrs.frozen

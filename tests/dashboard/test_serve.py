@@ -59,3 +59,21 @@ async def test_no_token_off_loopback_is_refused_before_binding() -> None:
     async with open_test_omniq() as omniq:
         with pytest.raises(ConfigError, match="loopback"):
             await serve_dashboard(host="0.0.0.0", port=0, no_token=True, omniq=omniq)
+
+
+async def test_metrics_serves_the_stores_gauges_behind_the_token() -> None:
+    pytest.importorskip("prometheus_client", reason="the metrics extra is not installed")
+    async with open_test_omniq() as omniq, trio.open_nursery() as nursery:
+        await omniq.enqueue(dash_tasks.send_email, "ada@example.com", "hi", queue="emails")
+        url = await nursery.start(
+            lambda task_status: serve_dashboard(
+                port=0, token="m3trics", omniq=omniq, task_status=task_status
+            )
+        )
+        metrics = url.partition("?")[0] + "metrics"
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(metrics)).status_code == 401
+            scrape = await client.get(metrics, headers={"authorization": "Bearer m3trics"})
+            assert scrape.status_code == 200
+            assert 'queue="emails"' in scrape.text and "omniq_" in scrape.text
+        nursery.cancel_scope.cancel()
