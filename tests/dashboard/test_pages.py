@@ -156,7 +156,10 @@ async def test_the_workers_page_shows_who_runs_what(
         await nursery.start(pool.run)
         await trio.testing.wait_all_tasks_blocked()  # the task waits at the gate
         assert (await omniq.get_task(task_id)).status is TaskStatus.RUNNING
+        # the registry says what a pool runs as of its last heartbeat
+        await trio.sleep(omniq.settings.lease_duration / 3 + 1)
         html = (await logged_in.http.get("/workers")).text
+        assert "unregistered" not in html
         worker_id = (await omniq.get_task(task_id)).worker_id
         assert worker_id is not None and worker_id in html
         assert f'href="/tasks/{task_id}"' in html
