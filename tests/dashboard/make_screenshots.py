@@ -68,6 +68,9 @@ async def _final_states(omniq: AsyncOmniQ) -> dict[str, str]:
     emails = await omniq.list_tasks(status=TaskStatus.SUCCESS)
     while len(await omniq.list_tasks(status=TaskStatus.RUNNING)) < 2:  # noqa: ASYNC110
         await trio.sleep(0.05)
+    # the registry says what a pool runs as of its next heartbeat
+    while not any(w.running for w in await omniq.list_workers()):  # noqa: ASYNC110
+        await trio.sleep(0.2)
     return {"failed": failed, "success": emails[-1].id}
 
 
