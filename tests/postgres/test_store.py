@@ -225,13 +225,20 @@ async def test_purge_deletes_in_batches(dsn: str, schema: str) -> None:
         assert (await store.stats(now=T0)).total == 0
 
 
-def generic_plans(dsn: str, statements: object, calls: dict[str, str]) -> dict[str, str]:
-    """EXPLAIN each statement as the store runs it: prepared, with a generic plan."""
+def plans_of(
+    dsn: str, statements: object, calls: dict[str, str], *, mode: str = "force_generic_plan"
+) -> dict[str, str]:
+    """EXPLAIN each statement as the store runs it: prepared, with a generic plan (or
+    planned for its values, as listings are). A name may end in ``_<variant>`` (the
+    same statement with other parameters)."""
     plans = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("SET plan_cache_mode = force_generic_plan")
+        conn.execute(f"SET plan_cache_mode = {mode}")
         for name, params in calls.items():
-            conn.execute(f"PREPARE p AS {getattr(statements, name).sql.decode()}")
+            statement = getattr(statements, name, None) or getattr(
+                statements, name.rpartition("_")[0]
+            )
+            conn.execute(f"PREPARE p AS {statement.sql.decode()}")
             plans[name] = "\n".join(r[0] for r in conn.execute(f"EXPLAIN EXECUTE p{params}"))
             conn.execute("DEALLOCATE p")
     return plans
@@ -240,46 +247,94 @@ def generic_plans(dsn: str, statements: object, calls: dict[str, str]) -> dict[s
 async def test_indexes_keep_claiming_cheap_among_many_finished_tasks(dsn: str, schema: str) -> None:
     async with PostgresStore(dsn, schema=schema) as store:
         await store.enqueue([make_task() for _ in range(10)])
+        await store.enqueue([make_task(queue="other", unique_key=f"k{i}") for i in range(10)])
         statements = store._sql
     table = f'"{schema}".tasks'
 
-    def insert(status: str, count: int) -> None:
+    def insert(status: str, count: int, queue: str = "default", func: str = "f") -> None:
         sql(
             dsn,
             f"INSERT INTO {table} (id, func, args, kwargs, status, priority, eta, max_retries, "
-            f"retry_on_timeout, attempts, created_at, finished_at) "
-            f"SELECT '{status}' || g, 'f', '[]', '{{}}', '{status}', 0, {T0}, 0, false, 1, "
-            f"{T0}, {T0} FROM generate_series(1, {count}) g",
+            f"retry_on_timeout, attempts, created_at, finished_at, queue) "
+            f"SELECT '{status}{queue}' || g, '{func}', '[]', '{{}}', '{status}', 0, {T0}, "
+            f"0, false, 1, {T0}, {T0}, '{queue}' FROM generate_series(1, {count}) g",
         )
         sql(dsn, f"ANALYZE {table}")
 
     insert("success", 50_000)
-    plans = generic_plans(
+    insert("failed", 100, queue="other", func="g")
+    claims = {
+        "claim": f"({T0}, 4, 'w', {T0 + 30}, NULL, NULL)",
+        "claim_queues": f"({T0}, 4, 'w', {T0 + 30}, '{{default,other}}', '{{2,4}}')",
+    }
+    plans = plans_of(
         dsn,
         statements,
         {
-            "claim": f"({T0}, 4, 'w', {T0 + 30})",
-            "next_due": "",
-            "reclaim_expired": f"({T0})",
+            **claims,
+            "queue_etas": "(NULL)",
+            "queue_etas_named": "('{default,other}')",
+            "expired": f"({T0})",
+            "reclaim": f"('{{a}}', '{{w}}', '{{0}}', '{{NULL}}', {T0})",
             "renew": f"('w', {T0 + 30})",
-            "purge": f"({T0 - 1}, 1000)",
+            "purge": f"({T0 - 1}, {T0 - 1}, 1000)",
             "release": "('{success1,success2}', 'w')",
             "record": "('{success1}', '{w}', '{null}', '{NULL}', '{1}', '{NULL}', '{NULL}')",
             "await_results": "('{success1}')",
+            "cancel": f"('success1', {T0})",
+            "retry": f"('failed1', {T0})",
+            "set_progress": "('success1', 'w', NULL)",
+            "counts": "",
         },
     )
     for name, plan in plans.items():
         assert "Seq Scan on tasks" not in plan, (name, plan)
     # partial indexes: the finished rows are in none of those the worker reads
-    assert "tasks_claim" in plans["claim"] and "Sort" not in plans["claim"]
-    assert "tasks_claim" in plans["next_due"]
-    assert "tasks_running" in plans["reclaim_expired"]
-    assert "tasks_running" in plans["renew"]
+    for name in ("claim", "claim_queues", "queue_etas", "queue_etas_named"):
+        assert "tasks_queue_claim" in plans[name], (name, plans[name])
+    for name in ("expired", "renew"):  # the running rows alone, from either index
+        assert "tasks_running" in plans[name] or "tasks_status_seq" in plans[name], plans[name]
     assert "tasks_finished" in plans["purge"]
-    # a backlog of due tasks is read in claim order, not sorted
+    assert "tasks_unique_live" in plans["retry"]
+    # counts are kept, not counted: the tasks table is not read at all
+    assert " tasks " not in plans["counts"], plans["counts"]
+
+    # listings are planned for their values: a rare status, queue, function or an
+    # id prefix is read from its index, in seq order where the index gives it
+    top = 2**63 - 1
+    listings = plans_of(
+        dsn,
+        statements,
+        {
+            "list": "(0, NULL, NULL, NULL, NULL, NULL, 51)",
+            "list_newest": f"({top}, NULL, NULL, NULL, NULL, NULL, 51)",
+            "list_status": "(0, 'failed', NULL, NULL, NULL, NULL, 51)",
+            "list_queue": "(0, 'failed', 'other', NULL, NULL, NULL, 51)",
+            "list_newest_func": f"({top}, 'failed', NULL, 'g', NULL, NULL, 51)",
+            "list_prefix": "(0, NULL, NULL, NULL, 'success12', 'success13', 51)",
+        },
+        mode="force_custom_plan",
+    )
+    for name, plan in listings.items():
+        assert "Seq Scan on tasks" not in plan, (name, plan)
+    assert "tasks_seq_key" in listings["list"] and "Sort" not in listings["list"]
+    assert "Backward using tasks_seq_key" in listings["list_newest"]
+    for name in ("list_status", "list_queue", "list_newest_func"):
+        assert "Sort" not in listings[name], (name, listings[name])
+    assert "tasks_id_prefix" in listings["list_prefix"], listings["list_prefix"]
+
+    # a backlog of due tasks is read in claim order, not sorted: the only sort
+    # merges the few rows each queue gave
     insert("pending", 20_000)
-    (plan,) = generic_plans(dsn, statements, {"claim": f"({T0}, 4, 'w', {T0 + 30})"}).values()
-    assert "tasks_claim" in plan and "Sort" not in plan, plan
+    for name, params in claims.items():
+        (plan,) = plans_of(dsn, statements, {name: params}).values()
+        assert "tasks_queue_claim" in plan, plan
+        sort_keys = [line.strip() for line in plan.splitlines() if "Sort Key" in line]
+        # the limited queues by name, the merge of the queues' picks; no task row sorted
+        assert sort_keys == [
+            "Sort Key: q.name",
+            "Sort Key: picked.priority DESC, picked.eta, picked.queue_seq",
+        ], plan
 
 
 async def test_next_due_is_the_earliest_eta_over_every_priority(dsn: str, schema: str) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from omniq_trio.testing import STORE_CHECKS, MakeStore
 
+
 @pytest.mark.parametrize(
     "check", STORE_CHECKS, ids=lambda check: check.__name__.removeprefix("check_")
 )

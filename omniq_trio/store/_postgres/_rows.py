@@ -20,6 +20,7 @@ from .._rules import unique_firsts
 from ._wire import Param, Row, array_literal
 
 __all__ = [
+    "TASK_FIELDS",
     "dump_json",
     "enqueue_params",
     "error_json",
@@ -27,7 +28,6 @@ __all__ = [
     "record_params",
     "result_from_row",
     "task_from_row",
-    "TASK_FIELDS",
 ]
 
 #: Columns of a task row (the ``task_columns`` fragment of queries.sql).
@@ -101,7 +101,7 @@ def enqueue_params(tasks: Sequence[Task]) -> list[Param]:
         for column, value in zip(columns, values, strict=True):
             column.append(value)
     firsts = [None if first is None else first + 1 for first in unique_firsts(tasks)]
-    return [array_literal(column) for column in columns] + [array_literal(firsts)]
+    return [*(array_literal(column) for column in columns), array_literal(firsts)]
 
 
 def record_params(outcomes: Sequence[Outcome]) -> list[Param]:

@@ -63,6 +63,7 @@ from ._views import (
     count_maps,
     earliest_due,
     listing,
+    merge_pages,
     queue_infos,
     schedule_from_row,
     schedule_params,
@@ -532,7 +533,7 @@ class PostgresStore(Store):
         cursor: str | None = None,
         newest_first: bool = False,
     ) -> TaskPage:
-        query = listing(
+        runs = listing(
             status=status,
             queue=queue,
             func=func,
@@ -541,15 +542,24 @@ class PostgresStore(Store):
             cursor=cursor,
             newest_first=newest_first,
         )
-        if query is None:
+        if not runs:
             await self._nothing_to_do()
             return TaskPage([])
-        name, params = query
-        rows = await self._read(getattr(self._sql, name), params)
-        if limit is not None and len(rows) > limit:
-            rows = rows[:limit]
-            return TaskPage([task_from_row(row) for row in rows], str(rows[-1][-1]) if rows else cursor)
-        return TaskPage([task_from_row(row) for row in rows])
+        statement = self._sql.list_newest if newest_first else self._sql.list
+        replies = await self._open_pool().run(
+            [
+                (self._sql.custom_plans, []),
+                *((statement, params) for params in runs),
+                (self._sql.generic_plans, []),
+            ]
+        )
+        rows, next_cursor = merge_pages(
+            (reply.rows for reply in replies[1:-1]),
+            limit=limit,
+            cursor=cursor,
+            newest_first=newest_first,
+        )
+        return TaskPage([task_from_row(row) for row in rows], next_cursor)
 
     async def stats(self, *, now: float) -> StoreStats:
         with contextlib.suppress(QueryError):  # a role that may not fold reads the changes
@@ -559,7 +569,8 @@ class PostgresStore(Store):
         )
         totals, queues = count_maps(counts.rows)
         earliest = min((eta for _, eta, *_ in etas.rows), default=None)
-        return StoreStats(totals, queues, earliest if earliest is not None and earliest <= now else None)
+        due = earliest if earliest is not None and earliest <= now else None
+        return StoreStats(totals, queues, due)
 
     async def next_due(self, *, now: float, queues: Collection[str] | None = None) -> float | None:
         names = None if queues is None else array_literal(list(queues))

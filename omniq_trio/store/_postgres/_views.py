@@ -18,6 +18,7 @@ __all__ = [
     "count_maps",
     "earliest_due",
     "listing",
+    "merge_pages",
     "queue_control",
     "queue_infos",
     "schedule_from_row",
@@ -27,15 +28,6 @@ __all__ = [
 ]
 
 MAX_BIGINT: Final = 2**63 - 1
-_ALL_STATUSES: Final = tuple(status.value for status in TaskStatus)
-#: The parameters each listing statement takes, in order (see queries.sql).
-_LISTING_PARAMS: Final = {
-    "list_all": ("after", "rows"),
-    "list_status": ("statuses", "after", "rows"),
-    "list_queue": ("statuses", "queue", "after", "rows"),
-    "list_func": ("statuses", "queue", "func", "after", "rows"),
-    "list_prefix": ("statuses", "queue", "func", "prefix", "above", "after", "rows"),
-}
 
 
 def listing(
@@ -47,44 +39,42 @@ def listing(
     limit: int | None,
     cursor: str | None,
     newest_first: bool,
-) -> tuple[str, list[Param]] | None:
-    """The listing statement for these filters and its parameters; ``None`` if no task
-    can match (an empty set of statuses). Asks for one row more than ``limit``, which
-    says whether a next page exists."""
+) -> list[list[Param]]:
+    """The parameters of each run of the ``list`` statement these filters take (one per
+    status, or one for any status), each asking for one row more than ``limit``,
+    which says whether a next page exists. ``[]``: no task can match."""
     statuses = status_filter(status)
-    if statuses is not None and not statuses:
-        return None
     after = decode_cursor(cursor)
     if after is not None and not 0 <= after <= MAX_BIGINT:
         raise TaskOptionError(f"{cursor!r} is not a cursor from a page of this store")
-    prefix = id_prefix or None
-    if prefix is not None:
-        name = "list_prefix"
-    elif func is not None:
-        name = "list_func"
-    elif queue is not None:
-        name = "list_queue"
-    elif statuses is not None:
-        name = "list_status"
-    else:
-        name = "list_all"
-    named = None if statuses is None else sorted(s.value for s in statuses)
-    if named is None and name in ("list_func", "list_queue"):
-        named = list(_ALL_STATUSES)
     if after is None:
         after = MAX_BIGINT if newest_first else 0
+    prefix = id_prefix or None
+    if statuses is None and prefix is None and (queue is not None or func is not None):
+        statuses = frozenset(TaskStatus)  # their indexes give seq order within a status
     rows = MAX_BIGINT if limit is None else min(limit + 1, MAX_BIGINT)
-    params: dict[str, Param] = {
-        "statuses": None if named is None else array_literal(named),
-        "queue": queue,
-        "func": func,
-        "prefix": prefix,
-        "above": None if prefix is None else _above_prefix(prefix),
-        "after": after,
-        "rows": rows,
-    }
-    used = _LISTING_PARAMS[name]
-    return (name + "_newest" if newest_first else name), [params[p] for p in used]
+    above = None if prefix is None else _above_prefix(prefix)
+    runs: list[str | None] = [None]
+    if statuses is not None:
+        runs = [s.value for s in sorted(statuses)]
+    return [[after, s, queue, func, prefix, above, rows] for s in runs]
+
+
+def merge_pages(
+    pages: Iterable[Sequence[Row]], *, limit: int | None, cursor: str | None, newest_first: bool
+) -> tuple[list[Row], str | None]:
+    """The rows of one listing page from the runs of ``list`` (each in seq order, seq
+    last), and the cursor of the next page (``None``: the last page)."""
+    rows = sorted((row for page in pages for row in page), key=_seq, reverse=newest_first)
+    if limit is None or len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, (str(rows[-1][-1]) if rows else cursor)
+
+
+def _seq(row: Row) -> int:
+    seq: int = row[-1]
+    return seq
 
 
 def _above_prefix(prefix: str) -> str | None:
@@ -165,9 +155,12 @@ def schedule_params(schedules: Sequence[ScheduleInfo]) -> list[Param]:
     by_name: dict[str, ScheduleInfo] = {}
     for info in schedules:
         earlier = by_name.get(info.name)
-        if earlier is not None and earlier.last_slot is not None:
-            if info.last_slot is None or info.last_slot < earlier.last_slot:
-                info = _with_last_slot(info, earlier.last_slot)
+        if (
+            earlier is not None
+            and earlier.last_slot is not None
+            and (info.last_slot is None or info.last_slot < earlier.last_slot)
+        ):
+            info = _with_last_slot(info, earlier.last_slot)
         by_name[info.name] = info
     infos = list(by_name.values())
     return [
@@ -243,4 +236,3 @@ def worker_from_row(row: Row) -> WorkerInfo:
         succeeded=succeeded,
         failed=failed,
     )
-

@@ -572,94 +572,44 @@ SELECT result_status, result_value, result_error, result_attempts, result_starte
     result_finished_at
 FROM {schema}.tasks WHERE id = $1::text
 
--- Listings: one statement per index that drives it, chosen by the filters
--- given (id prefix, else function, else queue, else status, else none);
--- the other filters are checked on the rows it reads. Each takes those of
--- these parameters it uses, in this order (_views.listing): statuses (NULL:
--- any; the function and queue listings need them all named), queue, func,
--- id prefix, the least string above every id with that prefix (NULL: none),
--- the seq after which (before which, newest first) the page starts, and the
--- page's length. An
--- index per status, queue or function cannot give several statuses in seq
--- order at once: each status is read in order (LATERAL) and the runs merged.
--- Answers the task columns and seq.
+-- Listings. The filters given decide which index serves a listing best, and
+-- a generic plan cannot see them: these are planned for the values of each
+-- call (custom_plans before, generic_plans after, in the same transaction).
+-- A listing by queue or function (or several statuses) runs once per status
+-- (tasks_queue_seq, tasks_func_seq, tasks_status_seq give each status's
+-- tasks in seq order) and the runs are merged (_views.merge_pages).
+-- $1 the seq after which (before which, newest first) the page starts, $2
+-- status, $3 queue, $4 func, $5 id prefix, $6 the least string above every
+-- id with that prefix (NULL: any), $7 the page's length; NULL: any. Ids are
+-- compared in byte order (COLLATE "C", as tasks_id_prefix keeps them),
+-- whatever the database's collation. Answers the task columns and seq.
 
--- name: list_all
-SELECT {task_columns}, seq FROM {schema}.tasks WHERE seq > $1::bigint
-ORDER BY seq LIMIT $2::bigint
+-- name: custom_plans
+SET plan_cache_mode = force_custom_plan
 
--- name: list_all_newest
-SELECT {task_columns}, seq FROM {schema}.tasks WHERE seq < $1::bigint
-ORDER BY seq DESC LIMIT $2::bigint
+-- name: generic_plans
+SET plan_cache_mode = force_generic_plan
 
--- name: list_status
-SELECT t.* FROM unnest($1::text[]) AS s (status) CROSS JOIN LATERAL (
-    SELECT {task_columns}, seq FROM {schema}.tasks
-    WHERE status = s.status AND seq > $2::bigint ORDER BY seq LIMIT $3::bigint
-) t
-ORDER BY t.seq LIMIT $3::bigint
-
--- name: list_status_newest
-SELECT t.* FROM unnest($1::text[]) AS s (status) CROSS JOIN LATERAL (
-    SELECT {task_columns}, seq FROM {schema}.tasks
-    WHERE status = s.status AND seq < $2::bigint ORDER BY seq DESC LIMIT $3::bigint
-) t
-ORDER BY t.seq DESC LIMIT $3::bigint
-
--- name: list_queue
-SELECT t.* FROM unnest($1::text[]) AS s (status) CROSS JOIN LATERAL (
-    SELECT {task_columns}, seq FROM {schema}.tasks
-    WHERE queue = $2::text AND status = s.status AND seq > $3::bigint
-    ORDER BY seq LIMIT $4::bigint
-) t
-ORDER BY t.seq LIMIT $4::bigint
-
--- name: list_queue_newest
-SELECT t.* FROM unnest($1::text[]) AS s (status) CROSS JOIN LATERAL (
-    SELECT {task_columns}, seq FROM {schema}.tasks
-    WHERE queue = $2::text AND status = s.status AND seq < $3::bigint
-    ORDER BY seq DESC LIMIT $4::bigint
-) t
-ORDER BY t.seq DESC LIMIT $4::bigint
-
--- name: list_func
-SELECT t.* FROM unnest($1::text[]) AS s (status) CROSS JOIN LATERAL (
-    SELECT {task_columns}, seq FROM {schema}.tasks
-    WHERE func = $3::text AND status = s.status AND seq > $4::bigint
-        AND ($2::text IS NULL OR queue = $2::text)
-    ORDER BY seq LIMIT $5::bigint
-) t
-ORDER BY t.seq LIMIT $5::bigint
-
--- name: list_func_newest
-SELECT t.* FROM unnest($1::text[]) AS s (status) CROSS JOIN LATERAL (
-    SELECT {task_columns}, seq FROM {schema}.tasks
-    WHERE func = $3::text AND status = s.status AND seq < $4::bigint
-        AND ($2::text IS NULL OR queue = $2::text)
-    ORDER BY seq DESC LIMIT $5::bigint
-) t
-ORDER BY t.seq DESC LIMIT $5::bigint
-
--- name: list_prefix
--- The ids with the prefix are read from tasks_id_prefix, then sorted: a
--- short prefix matches many (one hex digit: a sixteenth of the table).
+-- name: list
 SELECT {task_columns}, seq FROM {schema}.tasks
-WHERE (id COLLATE "C") >= ($4::text COLLATE "C")
-    AND ($5::text IS NULL OR (id COLLATE "C") < ($5::text COLLATE "C"))
-    AND starts_with(id, $4::text) AND seq > $6::bigint
-    AND ($1::text[] IS NULL OR status = ANY ($1::text[]))
-    AND ($2::text IS NULL OR queue = $2::text)
-    AND ($3::text IS NULL OR func = $3::text)
+WHERE seq > $1::bigint
+    AND ($2::text IS NULL OR status = $2::text)
+    AND ($3::text IS NULL OR queue = $3::text)
+    AND ($4::text IS NULL OR func = $4::text)
+    AND ($5::text IS NULL OR (
+        (id COLLATE "C") >= ($5::text COLLATE "C") AND starts_with(id, $5::text)))
+    AND ($6::text IS NULL OR (id COLLATE "C") < ($6::text COLLATE "C"))
 ORDER BY seq LIMIT $7::bigint
 
--- name: list_prefix_newest
+-- name: list_newest
 SELECT {task_columns}, seq FROM {schema}.tasks
-WHERE (id COLLATE "C") >= ($4::text COLLATE "C")
-    AND ($5::text IS NULL OR (id COLLATE "C") < ($5::text COLLATE "C"))
-    AND starts_with(id, $4::text) AND seq < $6::bigint
-    AND ($1::text[] IS NULL OR status = ANY ($1::text[]))
-    AND ($2::text IS NULL OR queue = $2::text)
-    AND ($3::text IS NULL OR func = $3::text)
+WHERE seq < $1::bigint
+    AND ($2::text IS NULL OR status = $2::text)
+    AND ($3::text IS NULL OR queue = $3::text)
+    AND ($4::text IS NULL OR func = $4::text)
+    AND ($5::text IS NULL OR (
+        (id COLLATE "C") >= ($5::text COLLATE "C") AND starts_with(id, $5::text)))
+    AND ($6::text IS NULL OR (id COLLATE "C") < ($6::text COLLATE "C"))
 ORDER BY seq DESC LIMIT $7::bigint
 
 -- name: server_time
