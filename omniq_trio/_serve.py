@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import importlib
 import logging
 import signal
 import threading
@@ -30,13 +29,11 @@ async def serve(
     second one stops it at once (running tasks go back to the queue, nothing is
     lost). ``await nursery.start(omniq_trio.serve, settings)`` embeds it and
     returns the running ``WorkerPool``; stop it with ``pool.stop()`` or by
-    cancelling. Modules in ``settings.imports`` are imported first.
+    cancelling. The pool imports the modules of ``settings.imports`` first.
     """
     settings = Settings.from_env() if settings is None else settings
     if not logging.getLogger().handlers:
         configure_logging(settings.log_level)
-    for module in settings.imports:
-        importlib.import_module(module)
     async with AsyncOmniQ(settings) as omniq, trio.open_nursery() as nursery:
         pool = omniq.worker()
         if threading.current_thread() is threading.main_thread():

@@ -78,7 +78,8 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
     if request.param == "memory":
         yield memory_maker()
     elif request.param == "journal":
-        yield journal_maker(tmp_path)
+        # compacting after a few records: every check also runs through snapshots
+        yield journal_maker(tmp_path, compact_min_records=8, compact_threshold=0.5)
     elif request.param == "postgres":
         schemas: list[str] = []
         try:

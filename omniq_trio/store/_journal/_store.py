@@ -7,6 +7,7 @@ is an event appended to it. Several processes can share one directory:
   catching up on what other processes appended, and is checked against that
   up-to-date state, so no task is ever claimed by two workers.
 * A read catches up first (under a shared lock) when the segment has grown.
+* A commit wakes the processes waiting for what it did (``_wakeup.py``).
 
 **Group commit.** Concurrent changes share one write and one ``fdatasync``.
 There is no writer task: the first caller to find no commit in progress
@@ -31,6 +32,7 @@ batch is written, up to one ``fdatasync`` before its caller is acknowledged.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -56,12 +58,13 @@ from .._events import (
     SchedulesRecorded,
 )
 from .._index import TaskIndex
-from .._indexed import IndexedStore, Plan
+from .._indexed import IndexedStore, Plan, changes_of
 from . import _files as files
 from ._frames import encode_batch, scan
 from ._records import encode_event
 from ._replay import Replayed, decode, replay
 from ._segment import write_segment
+from ._wakeup import Wakeups
 
 __all__ = ["JournalStore"]
 
@@ -82,7 +85,7 @@ _DURABLE: Final = (
     SchedulesRecorded,
 )
 #: Processes of one machine share it.
-_CAPABILITIES: Final = StoreCapabilities(shared=True)
+_CAPABILITIES: Final = StoreCapabilities(shared=True, wakes_other_processes=True)
 
 
 @attrs.define(eq=False)
@@ -148,6 +151,7 @@ class JournalStore(IndexedStore):
         self._io_lock = trio.Lock()
         self._queue: list[_Op] = []
         self._leading = False
+        self._wakeups = Wakeups(self._base_dir, self._notify)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JournalStore:
@@ -248,6 +252,7 @@ class JournalStore(IndexedStore):
             async with self._io_lock:
                 if self._state == "closed":
                     return
+                self._wakeups.close()
                 await self._sync_idle()
                 try:
                     if self._state == "open" and self._synced < self._offset:
@@ -319,6 +324,7 @@ class JournalStore(IndexedStore):
 
     async def _commit_batch(self, batch: list[_Op]) -> _Written | None:
         applied: list[Event] = []
+        ours = 0  # where this batch's own events start in `applied`, for other processes
         try:
             self._check_usable()
             await self._lock_io()
@@ -326,6 +332,7 @@ class JournalStore(IndexedStore):
                 await self._flock(exclusive=True)
                 try:
                     applied.extend(await self._catch_up(exclusive=True))
+                    ours = len(applied)
                     return self._write(batch, applied)
                 finally:
                     files.unlock(self._lock_fd)
@@ -344,6 +351,7 @@ class JournalStore(IndexedStore):
             raise
         finally:
             self._applied(applied)
+            self._wakeups.announce(changes_of(applied[ours:]))  # before the sync, as here
         return None
 
     def _fail_ops(self, ops: Sequence[_Op], exc: BaseException) -> None:
@@ -540,6 +548,18 @@ class JournalStore(IndexedStore):
         self._segment_fd, self._segment = fd, number
         self._index, self._offset, self._records = replayed.index, replayed.end, replayed.records
         self._synced = self._offset
+
+    def change_version(self, change: Change) -> int:
+        self._wakeups.drain(change)  # what other processes announced counts too
+        return super().change_version(change)
+
+    async def wait_for_change(self, change: Change, seen: int, deadline: float) -> None:
+        """Also woken by other processes' commits (``_wakeup.py``); polls where it cannot be."""
+        wait_here = functools.partial(super().wait_for_change, change, seen)
+        if self._is_open() and self._wakeups.listen(change) and self.change_version(change) == seen:
+            await self._wakeups.wait(change, wait_here, deadline)
+        else:
+            await wait_here(deadline)
 
     # ------------------------------------------------------------ compaction
 

@@ -68,43 +68,24 @@ SELECT task_id, created FROM {schema}.fire_schedule(
 )
 
 -- name: cancel
--- $1 id, $2 at. Answers the status it had. A task is locked by its id
--- alone (OFFSET 0 keeps the status condition out of the lookup: with it the
--- planner could read the index of running tasks instead, every one of them).
-UPDATE {schema}.tasks t SET
-    status = 'cancelled', finished_at = $2::float8, worker_id = NULL, lease_until = NULL,
-    result_status = 'cancelled', result_value = NULL, result_error = NULL,
-    result_attempts = t.attempts, result_started_at = t.started_at,
-    result_finished_at = $2::float8
-FROM (SELECT seq, status FROM {schema}.tasks WHERE id = $1::text FOR UPDATE OFFSET 0) old
-WHERE t.seq = old.seq AND old.status IN ('pending', 'retrying', 'running')
-RETURNING old.status, CASE
-    WHEN old.status = 'running' OR t.awaited THEN pg_notify(
+-- $1 id, $2 at. Answers the status it had. Cancel and retry run in
+-- functions of the schema (migration 2: SECURITY DEFINER, so that a
+-- producer role may run them without UPDATE on the table); a row when the
+-- task changed.
+SELECT previous, CASE
+    WHEN previous = 'running' OR awaited THEN pg_notify(
         {channel},
-        CASE WHEN old.status = 'running' THEN 'c' ELSE '' END
-        || CASE WHEN t.awaited THEN 'f' ELSE '' END || ':{token}'
+        CASE WHEN previous = 'running' THEN 'c' ELSE '' END
+        || CASE WHEN awaited THEN 'f' ELSE '' END || ':{token}'
     )
 END
+FROM {schema}.cancel_task($1::text, $2::float8)
 
 -- name: retry
 -- $1 id, $2 at: a FAILED task PENDING again, with fresh budgets, unless
 -- another live task holds its unique key (then no row; the unique index
--- refuses one that became live meanwhile).
-UPDATE {schema}.tasks t SET
-    status = 'pending', eta = $2::float8, scheduled_at = $2::float8, attempts = 0,
-    lost_runs = 0, finished_at = NULL, queue_seq = nextval('{schema}.queue_seq'),
-    result_status = NULL, result_value = NULL, result_error = NULL, result_attempts = NULL,
-    result_started_at = NULL, result_finished_at = NULL
-FROM (
-    SELECT seq, status, unique_key FROM {schema}.tasks WHERE id = $1::text FOR UPDATE OFFSET 0
-) old
-WHERE t.seq = old.seq AND old.status = 'failed'
-    AND NOT EXISTS (
-        SELECT FROM {schema}.tasks h
-        WHERE old.unique_key IS NOT NULL AND h.unique_key = old.unique_key
-            AND h.status IN ('pending', 'running', 'retrying')
-    )
-RETURNING pg_notify({channel}, 'w:{token}')
+-- refuses one that became live meanwhile). See retry_task (migration 3).
+SELECT pg_notify({channel}, 'w:{token}') FROM {schema}.retry_task($1::text, $2::float8)
 
 -- name: unique_holder
 -- $1 id of a task that could not be retried: its key and the live task holding it.
