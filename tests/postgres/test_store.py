@@ -281,8 +281,6 @@ async def test_indexes_keep_claiming_cheap_among_many_finished_tasks(dsn: str, s
             "release": "('{success1,success2}', 'w')",
             "record": "('{success1}', '{w}', '{null}', '{NULL}', '{1}', '{NULL}', '{NULL}')",
             "await_results": "('{success1}')",
-            "cancel": f"('success1', {T0})",
-            "retry": f"('failed1', {T0})",
             "set_progress": "('success1', 'w', NULL)",
             "counts": "",
         },
@@ -295,7 +293,6 @@ async def test_indexes_keep_claiming_cheap_among_many_finished_tasks(dsn: str, s
     for name in ("expired", "renew"):  # the running rows alone, from either index
         assert "tasks_running" in plans[name] or "tasks_status_seq" in plans[name], plans[name]
     assert "tasks_finished" in plans["purge"]
-    assert "tasks_unique_live" in plans["retry"]
     # counts are kept, not counted: the tasks table is not read at all
     assert " tasks " not in plans["counts"], plans["counts"]
 
