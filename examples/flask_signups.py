@@ -58,6 +58,7 @@ def send_welcome(signup_id: int) -> str:
 app = Flask(__name__)
 
 
+# --8<-- [start:view]
 @app.post("/signups")
 def create_signup() -> ResponseReturnValue:
     email = request.get_json()["email"]
@@ -71,6 +72,7 @@ def create_signup() -> ResponseReturnValue:
     except IntegrityError:  # rolled back: neither the row nor the task exists
         return jsonify(error=f"{email} has signed up already"), 409
     return jsonify(signup_id=signup_id, task_id=task_id), 201
+# --8<-- [end:view]
 
 
 @app.get("/tasks/<task_id>")
