@@ -72,6 +72,8 @@ def create_signup() -> ResponseReturnValue:
     except IntegrityError:  # rolled back: neither the row nor the task exists
         return jsonify(error=f"{email} has signed up already"), 409
     return jsonify(signup_id=signup_id, task_id=task_id), 201
+
+
 # --8<-- [end:view]
 
 

@@ -17,7 +17,7 @@ import trio.testing
 from omniq_trio.errors import StoreError
 from omniq_trio.models import TaskStatus
 from omniq_trio.store import Change, DuplicateTaskError, Outcome
-from omniq_trio.store._postgres import PostgresStore, _wire
+from omniq_trio.store._postgres import PostgresStore, _schema, _wire
 from omniq_trio.store._postgres._schema import SCHEMA_VERSION
 from omniq_trio.testing import T0, make_task
 
@@ -47,6 +47,54 @@ async def test_schema_is_created_versioned_and_guarded(dsn: str, schema: str) ->
     with pytest.raises(StoreError, match="upgrade omniq_trio"):
         async with PostgresStore(dsn, schema=schema):
             pass
+
+
+async def test_an_upgraded_schema_keeps_its_tasks_and_counts_them(
+    dsn: str, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, done = make_task(), make_task()
+    with monkeypatch.context() as m:  # the schema as omniq_trio 0.1 (+ migration 2) left it
+        m.setattr(_schema, "MIGRATIONS", _schema.MIGRATIONS[:2])
+        m.setattr(_schema, "SCHEMA_VERSION", 2)
+        conn = await _wire.PgConnection.connect(dsn)
+        try:
+            await _schema.migrate(conn, schema)
+        finally:
+            conn.close()
+    for task, status, finished_at in ((old, "pending", "NULL"), (done, "success", T0)):
+        sql(
+            dsn,
+            f'INSERT INTO "{schema}".tasks (id, func, args, kwargs, status, priority, eta, '
+            "max_retries, retry_on_timeout, attempts, created_at, finished_at) VALUES "
+            f"('{task.id}', '{task.func}', '[]', '{{}}', '{status}', 0, {T0}, 0, false, 0, "
+            f"{T0}, {finished_at})",
+        )
+    async with PostgresStore(dsn, schema=schema) as store:
+        assert await store.get_task(old.id) == old  # the new fields take their defaults
+        stats = await store.stats(now=T0)
+        assert (stats.counts[TaskStatus.PENDING], stats.counts[TaskStatus.SUCCESS]) == (1, 1)
+        assert stats.queues["default"][TaskStatus.PENDING] == 1
+        assert [t.id for t in await store.claim("w", now=T0, limit=5, lease_until=T0 + 30)] == [
+            old.id
+        ]
+
+
+async def test_a_running_task_cancelled_elsewhere_wakes_its_worker(dsn: str, schema: str) -> None:
+    task = make_task()
+    async with PostgresStore(dsn, schema=schema) as a, PostgresStore(dsn, schema=schema) as b:
+        await a.enqueue([task])
+        await b.claim("w", now=T0, limit=1, lease_until=T0 + 30)
+        # the first wait connects the listener, and returns
+        await b.wait_for_change(
+            Change.CANCELLED, b.change_version(Change.CANCELLED), trio.current_time() + FAR
+        )
+        seen = b.change_version(Change.CANCELLED)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(b.wait_for_change, Change.CANCELLED, seen, trio.current_time() + FAR)
+            await trio.testing.wait_all_tasks_blocked()
+            assert await a.cancel(task.id, at=T0 + 1)
+        assert b.change_version(Change.CANCELLED) != seen
+        assert await b.renew("w", lease_until=T0 + 60) == frozenset()
 
 
 async def test_values_and_times_round_trip_exactly(dsn: str, schema: str) -> None:
