@@ -1,13 +1,13 @@
 """An asyncio program enqueues into the file journal; a worker process runs the tasks.
 
 All results arrive, and the loop is never blocked while the client opens the
-store, enqueues and waits. Two witnesses: no blocking wait (an event, a
-condition, a queue, a future's result, a sleep) is ever entered on the loop's
-thread, and a ticker on the loop never misses more than a fraction of one
-task's run (each task takes ``NAP`` seconds, which a blocking client would
-stall the loop for). The ticker's bound is loose on purpose (a loaded
-two-core machine deschedules a process now and then): it checks that nothing
-blocks, not how fast anything is.
+store, enqueues and waits. The witness is structural: no blocking wait (an
+event, a condition, a queue, a future's result, a sleep) is ever entered on
+the loop's thread. A ticker on the loop also shows it kept running, with a
+bound far above any scheduling hiccup of a loaded two-core machine but below
+what a blocking client would cost (the ``TASKS`` runs of ``NAP`` seconds, in
+batches of the worker's concurrency): it checks that nothing blocks, not how
+fast anything is.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ NAP = 0.3
 TASKS = 24
 #: The ticker's period, and the longest gap between two ticks that passes.
 TICK = 0.005
-MAX_GAP = 0.8 * NAP
+MAX_GAP = 3 * NAP
 
 
 def _blocks(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
