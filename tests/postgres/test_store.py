@@ -345,7 +345,8 @@ async def test_indexes_keep_claiming_cheap_among_many_finished_tasks(dsn: str, s
     assert " tasks " not in plans["counts"], plans["counts"]
 
     # listings are planned for their values: a rare status, queue, function or an
-    # id prefix is read from its index, in seq order where the index gives it
+    # id prefix is read from its index, in seq order where the index gives it (the
+    # store runs a listing by queue, function or prefix once per status)
     top = 2**63 - 1
     listings = plans_of(
         dsn,
@@ -356,7 +357,7 @@ async def test_indexes_keep_claiming_cheap_among_many_finished_tasks(dsn: str, s
             "list_status": "(0, 'failed', NULL, NULL, NULL, NULL, 51)",
             "list_queue": "(0, 'failed', 'other', NULL, NULL, NULL, 51)",
             "list_newest_func": f"({top}, 'failed', NULL, 'g', NULL, NULL, 51)",
-            "list_prefix": "(0, NULL, NULL, NULL, 'success12', 'success13', 51)",
+            "list_prefix": "(0, 'success', NULL, NULL, 'success12', 'success13', 51)",
         },
         mode="force_custom_plan",
     )

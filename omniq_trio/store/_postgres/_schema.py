@@ -141,11 +141,12 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         WHERE unique_key IS NOT NULL AND status IN ('success', 'failed', 'cancelled');
     -- Listings page by seq within one status, one queue or one function (per
     -- status, merged), or look ids up by prefix (byte order, whatever the
-    -- database's collation).
-    CREATE INDEX tasks_status_seq ON {s}.tasks (status, seq);
-    CREATE INDEX tasks_queue_seq ON {s}.tasks (queue, status, seq);
-    CREATE INDEX tasks_func_seq ON {s}.tasks (func, status, seq);
-    CREATE INDEX tasks_id_prefix ON {s}.tasks ((id COLLATE "C"));
+    -- database's collation). Running tasks are few (tasks_running finds
+    -- them): leaving them out spares a claim four index entries per task.
+    CREATE INDEX tasks_status_seq ON {s}.tasks (status, seq) WHERE status <> 'running';
+    CREATE INDEX tasks_queue_seq ON {s}.tasks (queue, status, seq) WHERE status <> 'running';
+    CREATE INDEX tasks_func_seq ON {s}.tasks (func, status, seq) WHERE status <> 'running';
+    CREATE INDEX tasks_id_prefix ON {s}.tasks ((id COLLATE "C")) WHERE status <> 'running';
 
     -- One row per queue that is paused or rate-limited (none otherwise).
     CREATE TABLE {s}.queues (

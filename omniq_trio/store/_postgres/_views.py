@@ -50,8 +50,9 @@ def listing(
     if after is None:
         after = MAX_BIGINT if newest_first else 0
     prefix = id_prefix or None
-    if statuses is None and prefix is None and (queue is not None or func is not None):
-        statuses = frozenset(TaskStatus)  # their indexes give seq order within a status
+    if statuses is None and (prefix, queue, func) != (None, None, None):
+        # their indexes hold one status at a time (and no running task)
+        statuses = frozenset(TaskStatus)
     rows = MAX_BIGINT if limit is None else min(limit + 1, MAX_BIGINT)
     above = None if prefix is None else _above_prefix(prefix)
     runs: list[str | None] = [None]

@@ -556,9 +556,12 @@ FROM {schema}.tasks WHERE id = $1::text
 -- Listings. The filters given decide which index serves a listing best, and
 -- a generic plan cannot see them: these are planned for the values of each
 -- call (custom_plans before, generic_plans after, in the same transaction).
--- A listing by queue or function (or several statuses) runs once per status
--- (tasks_queue_seq, tasks_func_seq, tasks_status_seq give each status's
--- tasks in seq order) and the runs are merged (_views.merge_pages).
+-- A listing by queue, function or id prefix (or of several statuses) runs
+-- once per status, and the runs are merged (_views.merge_pages):
+-- tasks_queue_seq, tasks_func_seq, tasks_status_seq give one status's tasks
+-- in seq order, and they and tasks_id_prefix hold no running task (those
+-- are few, and tasks_running finds them), so that a claim adds no entry to
+-- them.
 -- $1 the seq after which (before which, newest first) the page starts, $2
 -- status, $3 queue, $4 func, $5 id prefix, $6 the least string above every
 -- id with that prefix (NULL: any), $7 the page's length; NULL: any. Ids are
