@@ -29,6 +29,7 @@ from ._bridge import TrioThread, call_from_asyncio, settled
 from ._call import Call, Eta, Seconds
 from ._client import AsyncOmniQ
 from ._codec import codec_for
+from ._schedule import Schedule
 from .config import Settings
 from .models import (
     Enqueued,
@@ -312,7 +313,14 @@ class AsyncioOmniQ:
     # ---------------------------------------------------------------- working
 
     def worker(
-        self, concurrency: int | None = None, poll_interval: float | None = None
+        self,
+        concurrency: int | None = None,
+        poll_interval: float | None = None,
+        *,
+        queues: Iterable[str] | Mapping[str, int | None] | None = None,
+        schedules: Iterable[Schedule] | None = None,
     ) -> AsyncioWorkerPool:
-        """A worker pool on this queue (not yet running); see :class:`AsyncioWorkerPool`."""
-        return AsyncioWorkerPool(self._thread, self._async.worker(concurrency, poll_interval))
+        """A worker pool on this queue (not yet running); see :class:`AsyncioWorkerPool`
+        and, for ``queues`` and ``schedules``, :meth:`AsyncOmniQ.worker`."""
+        pool = self._async.worker(concurrency, poll_interval, queues=queues, schedules=schedules)
+        return AsyncioWorkerPool(self._thread, pool)

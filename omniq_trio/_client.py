@@ -15,7 +15,8 @@ from ._clock import DEFAULT_CLOCK, Clock
 from ._codec import codec_for
 from ._functions import func_path
 from ._registry import prepare_call
-from ._validate import check_int, check_queue_name, check_seconds
+from ._schedule import Schedule, check_schedules
+from ._validate import check_int, check_queue_name, check_seconds, parse_queue_caps
 from .config import Settings
 from .errors import ConfigError, TaskOptionError, TransactionalEnqueueError
 from .models import (
@@ -358,20 +359,50 @@ class AsyncOmniQ:
     # ---------------------------------------------------------------- working
 
     def worker(
-        self, concurrency: int | None = None, poll_interval: float | None = None
+        self,
+        concurrency: int | None = None,
+        poll_interval: float | None = None,
+        *,
+        queues: Iterable[str] | Mapping[str, int | None] | None = None,
+        schedules: Iterable[Schedule] | None = None,
     ) -> WorkerPool:
         """A worker pool on this queue (not yet running).
 
         ``concurrency`` (default ``Settings.concurrency``) tasks run at once;
         ``poll_interval`` (default ``Settings.poll_interval``) bounds how long
         it waits before looking for work other processes added.
+
+        ``queues`` (default ``Settings.queues``; empty: every queue) names the
+        queues it claims from, in (priority, eta, enqueue) order across them
+        (list order is no priority): ``["emails", "default"]``; a mapping caps
+        each queue's running tasks, all within ``concurrency``:
+        ``{"emails": 2, "default": None}`` (``None``: no cap of its own).
+
+        ``schedules`` are the cron :class:`~omniq_trio.Schedule` s it fires
+        (default: every ``Schedule`` defined at module level in the modules of
+        ``Settings.imports``; ``[]``: none). A bad queue name or cap raises
+        ``ConfigError``, a bad schedule ``ScheduleError``.
         """
         overrides: dict[str, Any] = {}
         if concurrency is not None:
             overrides["concurrency"] = concurrency
         if poll_interval is not None:
             overrides["poll_interval"] = poll_interval
+        if queues is not None:
+            caps = parse_queue_caps(queues, error=ConfigError)
+            if not caps:
+                raise ConfigError(
+                    f"queues={queues!r} names no queue, so the pool would claim nothing; "
+                    "leave it out to claim from every queue"
+                )
+            overrides["queues"] = caps
         settings = self.settings.evolve(**overrides) if overrides else self.settings
+        checked = None
+        if schedules is not None:
+            checked = check_schedules(schedules)
+            now = self._clock.now()
+            for schedule in checked:  # arguments the codec cannot store fail here, not later
+                schedule.task_for(now, settings=settings, codec=self._codec, now=now)
         return WorkerPool(
             store=self._store,
             settings=settings,
@@ -380,6 +411,8 @@ class AsyncOmniQ:
             concurrency=settings.concurrency,
             poll_interval=settings.poll_interval,
             ensure_open=self.open,
+            queues=parse_queue_caps(settings.queues, error=ConfigError) or None,
+            schedules=checked,
         )
 
 

@@ -34,6 +34,7 @@ from ._bridge import TrioThread, not_from_trio
 from ._call import Call, Eta, Seconds
 from ._client import AsyncOmniQ
 from ._codec import codec_for
+from ._schedule import Schedule
 from .config import Settings
 from .models import (
     Enqueued,
@@ -293,10 +294,18 @@ class OmniQ:
     # ---------------------------------------------------------------- working
 
     def worker(
-        self, concurrency: int | None = None, poll_interval: float | None = None
+        self,
+        concurrency: int | None = None,
+        poll_interval: float | None = None,
+        *,
+        queues: Iterable[str] | Mapping[str, int | None] | None = None,
+        schedules: Iterable[Schedule] | None = None,
     ) -> SyncWorkerPool:
-        """A worker pool on this queue (not yet running); see :class:`SyncWorkerPool`."""
-        make = functools.partial(self._async.worker, concurrency, poll_interval)
+        """A worker pool on this queue (not yet running); see :class:`SyncWorkerPool`
+        and, for ``queues`` and ``schedules``, :meth:`AsyncOmniQ.worker`."""
+        make = functools.partial(
+            self._async.worker, concurrency, poll_interval, queues=queues, schedules=schedules
+        )
         return SyncWorkerPool(self._thread, self._thread.run_sync("worker", make))
 
 

@@ -16,7 +16,14 @@ from typing import Any, Literal, get_args, get_origin
 
 import attrs
 
-from ._validate import check_identifier, check_int, check_number, to_tuple
+from ._validate import (
+    check_identifier,
+    check_int,
+    check_number,
+    format_queue_caps,
+    parse_queue_caps,
+    to_tuple,
+)
 from .errors import ConfigError
 
 __all__ = ["Settings"]
@@ -77,6 +84,10 @@ def _to_path(value: str | os.PathLike[str]) -> Path:
         raise ConfigError(f"base_dir must be a path, got {value!r}") from None
 
 
+def _queues(value: object) -> tuple[str, ...]:
+    return format_queue_caps(parse_queue_caps(value, error=ConfigError))
+
+
 def _upper(value: object) -> object:
     return value.upper() if isinstance(value, str) else value
 
@@ -101,6 +112,11 @@ class Settings:
 
     #: Tasks a worker runs at once (``serve`` and the ``worker`` command).
     concurrency: int = attrs.field(default=1, validator=_int_at_least(1))
+    #: The queues a worker claims from (empty: every queue), each ``NAME`` or
+    #: ``NAME=CAP`` to run at most CAP of its tasks at once:
+    #: ``OMNIQ_QUEUES=emails=2,default``. A mapping ``{"emails": 2, "default": None}``
+    #: or a list of entries works too.
+    queues: tuple[str, ...] = attrs.field(default=(), converter=_queues)
     #: Longest a worker waits before looking for due tasks again.
     poll_interval: float = attrs.field(default=1.0, validator=_positive)
     #: How long a graceful stop lets running tasks finish before cancelling them.

@@ -24,6 +24,7 @@ from ..errors import (
 )
 from ..models import TaskStatus
 from ._commands import COMMANDS, CliError
+from ._queues import queues, schedules
 
 __all__ = ["main"]
 
@@ -33,6 +34,7 @@ _SETTINGS_FLAGS = (
     "base_dir",
     "dsn",
     "concurrency",
+    "queues",
     "poll_interval",
     "shutdown_timeout",
     "imports",
@@ -63,14 +65,25 @@ class _Parser(argparse.ArgumentParser):
 def _store_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("store (default: the file journal in ./omniq_data)")
+    # absent, an option sets nothing: a subcommand's parser then keeps what its
+    # parent parsed (`queues --dsn X pause NAME`)
+    absent = argparse.SUPPRESS
     group.add_argument(
-        "--backend", choices=["file", "postgres"], help="where tasks live (OMNIQ_BACKEND)"
+        "--backend",
+        choices=["file", "postgres"],
+        default=absent,
+        help="where tasks live (OMNIQ_BACKEND)",
     )
     group.add_argument(
-        "--base-dir", metavar="DIR", help="directory of the file journal (OMNIQ_BASE_DIR)"
+        "--base-dir",
+        metavar="DIR",
+        default=absent,
+        help="directory of the file journal (OMNIQ_BASE_DIR)",
     )
     group.add_argument(
-        "--dsn", help="PostgreSQL connection string; implies --backend postgres (OMNIQ_DSN)"
+        "--dsn",
+        default=absent,
+        help="PostgreSQL connection string; implies --backend postgres (OMNIQ_DSN)",
     )
     return parent
 
@@ -113,6 +126,14 @@ def _parser() -> _Parser:
         type=int,
         metavar="N",
         help="tasks run at once (OMNIQ_CONCURRENCY, default 1)",
+    )
+    p.add_argument(
+        "--queue",
+        dest="queues",
+        action="append",
+        metavar="NAME[=CAP]",
+        help="claim only from queue NAME (at most CAP of its tasks at once); repeat or "
+        "comma-separate (OMNIQ_QUEUES, default: every queue)",
     )
     p.add_argument(
         "--poll-interval",
@@ -162,6 +183,18 @@ def _parser() -> _Parser:
     )
     p.add_argument(
         "--priority", type=int, default=0, metavar="N", help="higher runs first (default 0)"
+    )
+    p.add_argument("--queue", metavar="NAME", help='the queue it waits in (default "default")')
+    p.add_argument(
+        "--unique-key",
+        metavar="KEY",
+        help="enqueue nothing while a task with KEY has not finished (its id is printed)",
+    )
+    p.add_argument(
+        "--unique-for",
+        type=float,
+        metavar="S",
+        help="with --unique-key: nor while one finished less than S seconds ago",
     )
 
     p = _command(
@@ -226,6 +259,39 @@ def _parser() -> _Parser:
     )
     p.add_argument("--older-than", required=True, metavar="DURATION", help="e.g. 90s, 15m, 2h, 7d")
 
+    p = _command(
+        commands,
+        "queues",
+        "List the queues (counts, paused, rate limit), or pause, resume or limit one.",
+        "  omniq-trio queues\n"
+        "  omniq-trio queues pause emails\n"
+        "  omniq-trio queues limit api --max 10 --per 1s\n"
+        "Pauses and limits are stored: every worker of every process obeys them.\n",
+        store,
+    )
+    p.add_argument("--json", action="store_true", help="a JSON array of queues")
+    actions = p.add_subparsers(dest="queues_action", metavar="ACTION")
+    for action, summary in (
+        ("pause", "Stop every worker claiming the queue's tasks (running ones finish)."),
+        ("resume", "Let workers claim the queue's tasks again."),
+        ("limit", "Start at most --max tasks of the queue per --per seconds, or --clear."),
+    ):
+        sub = actions.add_parser(action, help=summary, description=summary, parents=[store])
+        sub.add_argument("name", metavar="NAME")
+        if action == "limit":
+            sub.add_argument("--max", type=int, metavar="N", help="starts allowed per window")
+            sub.add_argument("--per", metavar="DURATION", help="the window: 1s, 30s, 1m, 1h")
+            sub.add_argument("--clear", action="store_true", help="remove the queue's limit")
+
+    p = _command(
+        commands,
+        "schedules",
+        "List the cron schedules worker pools run, with their last and next slots.",
+        "  omniq-trio schedules\n  omniq-trio schedules --json | jq '.[].next_slot'\n",
+        store,
+    )
+    p.add_argument("--json", action="store_true", help="a JSON array of schedules")
+
     _command(
         commands,
         "compact",
@@ -258,10 +324,11 @@ def _settings(args: argparse.Namespace) -> Settings:
         for name in _SETTINGS_FLAGS
         if getattr(args, name, None) is not None
     }
-    if "imports" in overrides:
-        overrides["imports"] = tuple(
-            m.strip() for flag in overrides["imports"] for m in flag.split(",") if m.strip()
-        )
+    for name in ("imports", "queues"):
+        if name in overrides:
+            overrides[name] = tuple(
+                m.strip() for flag in overrides[name] for m in flag.split(",") if m.strip()
+            )
     if "dsn" in overrides and "backend" not in overrides:
         overrides["backend"] = "postgres"
     settings = Settings.from_env(**overrides)
@@ -282,7 +349,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     prog = f"omniq-trio {args.command}"
     try:
-        return COMMANDS[args.command](args, _settings(args))
+        return {**COMMANDS, "queues": queues, "schedules": schedules}[args.command](
+            args, _settings(args)
+        )
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

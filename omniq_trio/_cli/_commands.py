@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import trio
 
+from .._call import Call
 from .._client import AsyncOmniQ
 from .._clock import DEFAULT_CLOCK
 from .._functions import func_path
@@ -119,18 +120,25 @@ def enqueue(args: argparse.Namespace, settings: Settings) -> int:
             "enqueued anyway (a worker that imports it, --import, runs it)",
             file=sys.stderr,
         )
-    task_id = _client(
-        settings,
-        lambda omniq: omniq.enqueue(
-            path,
-            *call_args,
-            delay=args.delay,
-            max_retries=args.max_retries,
-            priority=args.priority,
-            task_kwargs=call_kwargs,
-        ),
+    call = Call(
+        path,
+        call_args,
+        call_kwargs,
+        delay=args.delay,
+        max_retries=args.max_retries,
+        priority=args.priority,
+        queue=args.queue,
+        unique_key=args.unique_key,
+        unique_for=args.unique_for,
     )
-    print(task_id)
+    (enqueued,) = _client(settings, lambda omniq: omniq.enqueue_calls([call]))
+    if not enqueued.created:
+        print(
+            f"omniq-trio enqueue: task {enqueued.id} holds unique key {args.unique_key!r}; "
+            "nothing new was enqueued",
+            file=sys.stderr,
+        )
+    print(enqueued.id)
     return 0
 
 

@@ -34,6 +34,7 @@ from ..logging import log_task_released, log_task_started, worker_logger
 from ..models import Task, TaskError
 from ..store import Outcome, Store
 from ._backoff import next_interval_eta, retry_delay
+from ._credits import Credits
 from ._stats import Counters
 from ._threads import SyncThreads
 
@@ -222,7 +223,7 @@ async def executor(
     task_receive: trio.MemoryReceiveChannel[Task],
     outcome_send: trio.MemorySendChannel[Finished],
     runner: TaskRunner,
-    credits: trio.Semaphore,
+    credits: Credits,
 ) -> None:
     """Run tasks from ``task_receive`` one at a time until the channel closes.
 
@@ -234,4 +235,4 @@ async def executor(
             try:
                 await runner.run(task, outcome_send)
             finally:
-                credits.release()
+                credits.release(task)

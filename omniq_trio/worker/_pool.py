@@ -1,9 +1,10 @@
-"""``WorkerPool``: the supervisor of one poller, N executors and a lease keeper.
+"""``WorkerPool``: the supervisor of one poller, N executors, a lease keeper and a scheduler.
 
 ::
 
     run()  supervisor nursery
       ├── lease keeper          renew / reclaim / purge, until the crew is done
+      ├── scheduler             (own cancel scope; only with schedules) cron slots → fire_schedule
       └── workers nursery
             ├── recorder                   outcome_receive → Store.record, in batches
             └── executor scope             (its deadline is the stop deadline)
@@ -11,8 +12,8 @@
                         ├── poller         (own cancel scope) claim → task_send (buffer 0)
                         └── executor x N   task_receive → run → outcome_send
 
-Stop (DESIGN.md): cancel the poller's scope (tasks claimed but not handed
-over are released); the poller closes ``task_send``, so executors finish what
+Stop (DESIGN.md): cancel the poller's and the scheduler's scopes (tasks claimed
+but not handed over are released); the poller closes ``task_send``, so executors finish what
 they hold and see the channel end; at the deadline the executor scope is
 cancelled and stragglers are released; the recorder writes the outcomes
 still in its channel; ``run()`` returns.
@@ -26,7 +27,7 @@ import os
 import random
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Final, Literal, final
 
 import attrs
@@ -35,15 +36,18 @@ import trio
 from .._clock import Clock
 from .._codec import Codec
 from .._registry import import_task_modules
+from .._schedule import Schedule, schedules_in
 from ..config import Settings
 from ..errors import ConfigError
 from ..logging import log_worker_started, log_worker_stopped, worker_logger
 from ..models import Task
 from ..store import Store
+from ._credits import Credits
 from ._executor import CLEANUP_TIMEOUT, Finished, TaskRunner, executor
 from ._leases import lease_keeper
 from ._poller import poller
 from ._recorder import OUTCOME_BUFFER, recorder
+from ._scheduler import scheduler
 from ._stats import Counters, PoolStatistics
 
 __all__ = ["WorkerPool", "new_worker_id"]
@@ -81,9 +85,14 @@ class WorkerPool:
     _poll_interval: float
     #: opens the client's store, if it is not open yet
     _ensure_open: Callable[[], Awaitable[None]]
+    #: the queues it claims from and their caps (``None``: every queue, no caps)
+    _queues: Mapping[str, int | None] | None = None
+    #: its cron schedules (``None``: those defined at module level in ``Settings.imports``)
+    _schedules: tuple[Schedule, ...] | None = None
     _worker_id: str = attrs.field(factory=new_worker_id)
     _rand: Callable[[], float] = random.random
     _poller_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    _scheduler_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     _executor_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     _state: _State = "new"
     _finished: trio.Event = attrs.field(factory=trio.Event)
@@ -100,6 +109,18 @@ class WorkerPool:
     def poll_interval(self) -> float:
         """Longest wait between looks for due tasks (an enqueue in this process wakes it sooner)."""
         return self._poll_interval
+
+    @property
+    def queues(self) -> Mapping[str, int | None] | None:
+        """The queues it claims from, each with its cap (``None``: no cap of its own);
+        ``None``: every queue."""
+        return None if self._queues is None else dict(self._queues)
+
+    @property
+    def schedules(self) -> tuple[Schedule, ...]:
+        """The cron schedules it fires (those of ``Settings.imports`` once it runs,
+        when none were given)."""
+        return self._schedules or ()
 
     @property
     def settings(self) -> Settings:
@@ -170,6 +191,8 @@ class WorkerPool:
         self._started_at = trio.current_time()
         try:
             import_task_modules(self._settings.imports)
+            if self._schedules is None:
+                self._schedules = schedules_in(self._settings.imports)
             if self._settings.allow_unregistered_tasks:
                 worker_logger.warning(
                     "allow_unregistered_tasks is on: this worker imports and runs any function "
@@ -217,6 +240,12 @@ class WorkerPool:
                     clock=self._clock,
                 )
             )
+            # set once the scheduler has dealt with the slots missed before the start
+            schedules_ready = trio.Event()
+            if self._schedules:
+                supervisor.start_soon(self._run_scheduler, self._schedules, schedules_ready)
+            else:
+                schedules_ready.set()
             async with trio.open_nursery() as workers:
                 outcome_send, outcome_receive = trio.open_memory_channel[Finished](OUTCOME_BUFFER)
                 workers.start_soon(
@@ -231,7 +260,7 @@ class WorkerPool:
                 with self._executor_scope:
                     async with trio.open_nursery() as crew:
                         task_send, task_receive = trio.open_memory_channel[Task](0)
-                        credits = trio.Semaphore(self._concurrency)
+                        credits = Credits(self._concurrency, self._queues)
                         async with task_receive, outcome_send:
                             for _ in range(self._concurrency):
                                 crew.start_soon(
@@ -242,15 +271,28 @@ class WorkerPool:
                                     credits,
                                 )
                         crew.start_soon(self._run_poller, task_send, credits)
+                        await schedules_ready.wait()
                         task_status.started(self)
                 # The executors are done and have closed their outcome channel
                 # ends; the recorder writes what is left, within a bounded time.
                 workers.cancel_scope.deadline = trio.current_time() + CLEANUP_TIMEOUT
             supervisor.cancel_scope.cancel()
 
-    async def _run_poller(
-        self, task_send: trio.MemorySendChannel[Task], credits: trio.Semaphore
-    ) -> None:
+    async def _run_scheduler(self, schedules: tuple[Schedule, ...], ready: trio.Event) -> None:
+        try:
+            with self._scheduler_scope:
+                await scheduler(
+                    schedules,
+                    store=self._store,
+                    settings=self._settings,
+                    codec=self._codec,
+                    clock=self._clock,
+                    ready=ready,
+                )
+        finally:
+            ready.set()  # stopped before it was: the pool's start need not wait
+
+    async def _run_poller(self, task_send: trio.MemorySendChannel[Task], credits: Credits) -> None:
         with self._poller_scope:
             await poller(
                 task_send,
@@ -266,6 +308,7 @@ class WorkerPool:
         """Begin a stop without waiting for it (see :meth:`stop`). Call it from trio."""
         timeout = self._settings.shutdown_timeout if timeout is None else _check_timeout(timeout)
         self._poller_scope.cancel()
+        self._scheduler_scope.cancel()
         self._executor_scope.deadline = min(
             self._executor_scope.deadline, trio.current_time() + timeout
         )
