@@ -63,6 +63,7 @@ from .store import Store as Store
 from .worker import PoolStatistics as PoolStatistics
 from .worker import WorkerPool as WorkerPool
 
+#: The one place the version is written; pyproject.toml reads it from here.
 __version__ = "0.1.0"
 
 __all__ = [

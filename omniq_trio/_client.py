@@ -14,11 +14,14 @@ from ._call import Call, Eta, Seconds, build_task
 from ._clock import DEFAULT_CLOCK, Clock
 from ._codec import codec_for
 from ._functions import func_path
+from ._hook_delivery import HookDelivery
 from ._registry import prepare_call
 from ._schedule import Schedule, check_schedules
+from ._tracing import Tracing, tracing_for
 from ._validate import check_int, check_queue_name, check_seconds, parse_queue_caps
 from .config import Settings
 from .errors import ConfigError, TaskOptionError, TransactionalEnqueueError
+from .hooks import Hook, TaskEnqueued
 from .models import (
     Enqueued,
     QueueInfo,
@@ -44,7 +47,8 @@ class AsyncOmniQ:
     ``AsyncOmniQ(settings)`` does no I/O; the store opens on first use (or on
     ``async with``). Close it with ``await omniq.aclose()`` or by leaving the
     ``async with`` block. Pass ``store=`` to use a store you created and own
-    (it is then not closed here).
+    (it is then not closed here). ``hooks`` see the tasks it enqueues and the
+    runs of its worker pools (see :mod:`omniq_trio.hooks`).
     """
 
     def __init__(
@@ -53,6 +57,7 @@ class AsyncOmniQ:
         *,
         store: Store | None = None,
         clock: Clock | None = None,
+        hooks: Iterable[Hook] = (),
     ) -> None:
         self.settings = Settings.from_env() if settings is None else settings
         if not isinstance(self.settings, Settings):
@@ -63,6 +68,8 @@ class AsyncOmniQ:
         self._codec = codec_for(self.settings.serializer)
         self._open = False
         self._open_lock = trio.Lock()
+        self._hooks = HookDelivery(hooks)
+        self._tracing = tracing_for(self.settings)
 
     @property
     def store(self) -> Store:
@@ -73,6 +80,21 @@ class AsyncOmniQ:
     def clock(self) -> Clock:
         """Where this client's wall-clock times come from (virtual under trio's MockClock)."""
         return self._clock
+
+    @property
+    def hooks(self) -> tuple[Hook, ...]:
+        """The hooks this client (and the pools it makes from now on) delivers events to."""
+        return self._hooks.hooks
+
+    @property
+    def tracing(self) -> Tracing | None:
+        """What makes its OpenTelemetry spans (``Settings.tracing``); ``None`` when off."""
+        return self._tracing
+
+    def add_hook(self, hook: Hook) -> None:
+        """Deliver events to ``hook`` from now on: the tasks this client enqueues, and
+        the runs of the worker pools it makes afterwards."""
+        self._hooks.add(hook)
 
     async def open(self) -> None:
         """Open the store, if it is not open yet (every method does this for you)."""
@@ -85,7 +107,10 @@ class AsyncOmniQ:
                 self._open = True
 
     async def aclose(self) -> None:
-        """Close the store if this client opened it. Worker pools must have stopped."""
+        """Close the store if this client opened it. Worker pools must have stopped.
+
+        Async hooks get a few seconds to take the events still waiting for them."""
+        await self._hooks.aclose()
         if self._open and self._owns_store:
             self._open = False
             await self._store.aclose()
@@ -176,11 +201,15 @@ class AsyncOmniQ:
         return [e.id for e in await self.enqueue_calls(calls, connection=connection)]
 
     async def enqueue_calls(
-        self, calls: Iterable[Call], *, connection: Any = None
+        self, calls: Iterable[Call], *, connection: Any = None, trace_context: Any = None
     ) -> list[Enqueued]:
         """Enqueue several tasks in one write, all or none, and say per call what was
         done: ``Enqueued(id, created)``; ``created`` is ``False`` when a task holding
-        the call's unique key exists (``id`` is then that task's)."""
+        the call's unique key exists (``id`` is then that task's).
+
+        With ``Settings.tracing``, the enqueue span is a child of ``trace_context``
+        (an OpenTelemetry ``Context``; default: the current one), for a caller that
+        hands the call to trio from another thread, as ``OmniQ`` does."""
         tasks = self._build(calls)
         if connection is not None:
             raise TransactionalEnqueueError(
@@ -188,7 +217,17 @@ class AsyncOmniQ:
                 "PostgreSQL store; the memory and file stores have no transactions to join"
             )
         await self.open()
-        return await self._store.enqueue(tasks)
+        if self._tracing is None:
+            enqueued = await self._store.enqueue(tasks)
+        else:
+            with self._tracing.enqueue(tasks, trace_context) as (tasks, span):
+                enqueued = await self._store.enqueue(tasks)
+                span.stored(enqueued)
+        if self._hooks:
+            for task, done in zip(tasks, enqueued, strict=True):
+                if done.created:
+                    self._hooks.emit(TaskEnqueued(task))
+        return enqueued
 
     def _build(self, calls: Iterable[Call]) -> list[Task]:
         now = self._clock.now()
@@ -408,9 +447,9 @@ class AsyncOmniQ:
             settings=settings,
             clock=self._clock,
             codec=self._codec,
-            concurrency=settings.concurrency,
-            poll_interval=settings.poll_interval,
             ensure_open=self.open,
+            hooks=list(self._hooks.hooks),
+            tracing=self._tracing,
             queues=parse_queue_caps(settings.queues, error=ConfigError) or None,
             schedules=checked,
         )

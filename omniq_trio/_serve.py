@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import signal
@@ -11,6 +12,7 @@ import trio
 
 from ._client import AsyncOmniQ
 from .config import Settings
+from .errors import ConfigError
 from .logging import configure_logging, worker_logger
 from .worker import WorkerPool
 
@@ -30,12 +32,18 @@ async def serve(
     lost). ``await nursery.start(omniq_trio.serve, settings)`` embeds it and
     returns the running ``WorkerPool``; stop it with ``pool.stop()`` or by
     cancelling. The pool imports the modules of ``settings.imports`` first.
+
+    With ``settings.metrics_port``, the pool's Prometheus metrics are served at
+    ``http://metrics_host:metrics_port/metrics`` (the address is logged once it
+    listens).
     """
     settings = Settings.from_env() if settings is None else settings
     if not logging.getLogger().handlers:
         configure_logging(settings.log_level)
     async with AsyncOmniQ(settings) as omniq, trio.open_nursery() as nursery:
         pool = omniq.worker()
+        if settings.metrics_port is not None:
+            await nursery.start(_serve_metrics, pool)
         if threading.current_thread() is threading.main_thread():
             await nursery.start(_stop_on_signals, pool)
             # This process is ours: spare the cyclic collector from rescanning
@@ -44,6 +52,31 @@ async def serve(
             gc.freeze()
         await pool.run(task_status=task_status)
         nursery.cancel_scope.cancel()
+
+
+async def _serve_metrics(
+    pool: WorkerPool, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    try:
+        from .metrics import WorkerMetrics, serve_metrics
+    except ImportError as exc:
+        raise ConfigError(
+            f"metrics_port needs prometheus-client ({exc}): pip install 'omniq-trio[metrics]'"
+        ) from None
+    settings = pool.settings
+    metrics = WorkerMetrics(pool)
+    pool.add_hook(metrics)
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(
+            functools.partial(
+                serve_metrics,
+                metrics.render,
+                host=settings.metrics_host,
+                port=settings.metrics_port or 0,
+            )
+        )
+        worker_logger.info("worker %s metrics at %s", pool.worker_id, url, extra={"url": url})
+        task_status.started()
 
 
 async def _stop_on_signals(

@@ -35,7 +35,9 @@ from ._call import Call, Eta, Seconds
 from ._client import AsyncOmniQ
 from ._codec import codec_for
 from ._schedule import Schedule
+from ._tracing import enqueue_span
 from .config import Settings
+from .hooks import Hook
 from .models import (
     Enqueued,
     QueueInfo,
@@ -71,8 +73,8 @@ class OmniQ:
     the thread. One left open is closed when the interpreter exits.
     """
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self._async = AsyncOmniQ(settings)  # checks the settings; does no I/O
+    def __init__(self, settings: Settings | None = None, *, hooks: Iterable[Hook] = ()) -> None:
+        self._async = AsyncOmniQ(settings, hooks=hooks)  # checks the settings; does no I/O
         self._codec = codec_for(self._async.settings.serializer)
         self._thread = TrioThread(owner="OmniQ", cleanup=self._async.aclose)
         self._thread.start().result()  # raises what stopped trio from starting
@@ -84,6 +86,16 @@ class OmniQ:
     def settings(self) -> Settings:
         """The settings this queue was made with."""
         return self._async.settings
+
+    @property
+    def hooks(self) -> tuple[Hook, ...]:
+        """The hooks it delivers events to; see :attr:`AsyncOmniQ.hooks`."""
+        return self._async.hooks
+
+    def add_hook(self, hook: Hook) -> None:
+        """Deliver events to ``hook`` from now on; see :meth:`AsyncOmniQ.add_hook`."""
+        # a list append, atomic under the GIL: the trio thread may be delivering
+        self._async.add_hook(hook)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -170,23 +182,33 @@ class OmniQ:
         return [e.id for e in self.enqueue_calls(calls, connection=connection)]
 
     def enqueue_calls(
-        self, calls: Iterable[Call], *, connection: CallerConnection | None = None
+        self,
+        calls: Iterable[Call],
+        *,
+        connection: CallerConnection | None = None,
+        trace_context: Any = None,
     ) -> list[Enqueued]:
         """Enqueue several tasks in one write, all or none, and say per call whether it
         created a task; see :meth:`AsyncOmniQ.enqueue_calls`. ``connection=``: in that
-        transaction, as for :meth:`enqueue`."""
+        transaction, as for :meth:`enqueue`. ``trace_context``: see
+        :meth:`AsyncOmniQ.enqueue_calls` (default: the caller's current context)."""
         calls = list(calls)  # an iterator is consumed here, not in the other thread
         if connection is None:
-            return self._thread.run(
-                "enqueue_calls", functools.partial(self._async.enqueue_calls, calls)
+            tracing = self._async.tracing
+            if tracing is not None and trace_context is None:
+                trace_context = tracing.capture()  # this thread's, not the trio thread's
+            enqueue = functools.partial(
+                self._async.enqueue_calls, calls, trace_context=trace_context
             )
+            return self._thread.run("enqueue_calls", enqueue)
         tasks = _transactional.build_tasks(
             calls, settings=self.settings, codec=self._codec, now=self._async.clock.now()
         )
-        statement = _transactional.enqueue_statement(self._async.store, tasks)
-        _transactional.check_connection(connection, asyncio=False)
-        self._thread.run("enqueue_calls", self._async.open)  # the schema exists (or is made)
-        return _transactional.run_statement(connection, statement, len(tasks))
+        with enqueue_span(self._async.tracing, tasks, trace_context) as tasks:
+            statement = _transactional.enqueue_statement(self._async.store, tasks)
+            _transactional.check_connection(connection, asyncio=False)
+            self._thread.run("enqueue_calls", self._async.open)  # the schema exists (or is made)
+            return _transactional.run_statement(connection, statement, len(tasks))
 
     def cancel(self, task_id: str) -> bool:
         """Cancel a task that has not finished; ``False`` if it already had."""

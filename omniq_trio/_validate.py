@@ -11,7 +11,7 @@ import datetime as dt
 import math
 import re
 from collections.abc import Iterable, Mapping
-from typing import Final, TypeVar
+from typing import Any, Final
 
 from .errors import OmniQError
 
@@ -28,7 +28,6 @@ __all__ = [
     "to_tuple",
 ]
 
-T = TypeVar("T")
 
 #: What a queue name may be: letters, digits and ``_ . : -``, starting with a
 #: letter or digit, at most 100 characters (it appears in metrics labels and URLs).
@@ -150,9 +149,9 @@ def format_queue_caps(caps: Mapping[str, int | None]) -> tuple[str, ...]:
     return tuple(queue if cap is None else f"{queue}={cap}" for queue, cap in caps.items())
 
 
-def to_tuple(values: Iterable[T]) -> tuple[T, ...]:
-    """``tuple`` as a typed converter: with plain ``tuple``, type checkers see the
-    parameter as ``Iterable[_T_co]`` and reject every argument."""
+def to_tuple(values: Iterable[Any]) -> tuple[Any, ...]:
+    """``tuple`` as a typed converter: with plain ``tuple`` (or a generic one),
+    type checkers see the parameter as ``Iterable[T]`` and reject every argument."""
     return tuple(values)
 
 

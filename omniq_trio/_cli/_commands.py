@@ -25,11 +25,23 @@ from .._functions import func_path
 from .._serve import serve
 from ..config import Settings
 from ..models import TaskStatus
-from ..store import JournalStore, repair_journal
-from ..store._journal import _files as journal_files
+from ..store import JournalStore, journal_exists, repair_journal
 from ._text import age, date, parse_duration, table, to_json
 
-__all__ = ["COMMANDS", "CliError"]
+__all__ = [
+    "CliError",
+    "cancel",
+    "compact",
+    "enqueue",
+    "inspect",
+    "list_",
+    "migrate",
+    "purge",
+    "repair",
+    "retry",
+    "status",
+    "worker",
+]
 
 T = TypeVar("T")
 
@@ -61,7 +73,7 @@ def _require_store(settings: Settings) -> None:
     if settings.backend != "file":
         return
     base_dir = settings.base_dir
-    if not base_dir.is_dir() or not journal_files.list_segments(base_dir):
+    if not journal_exists(base_dir):
         raise CliError(
             f"no journal in {base_dir} (nothing was ever enqueued there); "
             "check --base-dir or OMNIQ_BASE_DIR"
@@ -330,18 +342,3 @@ def migrate(args: argparse.Namespace, settings: Settings) -> int:
     _client(settings, lambda omniq: omniq.open())
     print(f"schema {settings.postgres_schema!r} is up to date")
     return 0
-
-
-COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
-    "worker": worker,
-    "enqueue": enqueue,
-    "status": status,
-    "list": list_,
-    "inspect": inspect,
-    "cancel": cancel,
-    "retry": retry,
-    "purge": purge,
-    "compact": compact,
-    "repair": repair,
-    "migrate": migrate,
-}

@@ -19,7 +19,7 @@ from ._commands import _client as client
 from ._commands import _require_store as require_store
 from ._text import age, parse_duration, table
 
-__all__ = ["limit", "list_queues", "pause", "queues", "resume", "schedules"]
+__all__ = ["limit", "list_queues", "pause", "resume", "schedules"]
 
 #: The count columns of ``omniq-trio queues``, in lifecycle order.
 _COUNTED = (
@@ -30,13 +30,6 @@ _COUNTED = (
     TaskStatus.FAILED,
     TaskStatus.CANCELLED,
 )
-
-
-def queues(args: argparse.Namespace, settings: Settings) -> int:
-    """``queues [pause|resume|limit]``: list the queues, or run the action named."""
-    action = getattr(args, "queues_action", None)
-    run = {None: list_queues, "pause": pause, "resume": resume, "limit": limit}[action]
-    return run(args, settings)
 
 
 def pause(args: argparse.Namespace, settings: Settings) -> int:

@@ -2,8 +2,9 @@
 
 ::
 
-    run()  supervisor nursery
-      ├── lease keeper          renew / reclaim / purge, until the crew is done
+    run()  hook delivery       (only with async hooks) events → async hooks
+      └── supervisor nursery
+      ├── lease keeper          renew / heartbeat / reclaim / purge, until the crew is done
       ├── scheduler             (own cancel scope; only with schedules) cron slots → fire_schedule
       └── workers nursery
             ├── recorder                   outcome_receive → Store.record, in batches
@@ -16,7 +17,8 @@ Stop (DESIGN.md): cancel the poller's and the scheduler's scopes (tasks claimed
 but not handed over are released); the poller closes ``task_send``, so executors finish what
 they hold and see the channel end; at the deadline the executor scope is
 cancelled and stragglers are released; the recorder writes the outcomes
-still in its channel; ``run()`` returns.
+still in its channel; the pool leaves the worker registry; the async hooks
+get what is still buffered; ``run()`` returns.
 """
 
 from __future__ import annotations
@@ -35,16 +37,19 @@ import trio
 
 from .._clock import Clock
 from .._codec import Codec
+from .._hook_delivery import HookDelivery, check_hook, hooks_in
 from .._registry import import_task_modules
 from .._schedule import Schedule, schedules_in
+from .._tracing import Tracing
 from ..config import Settings
 from ..errors import ConfigError
+from ..hooks import Hook
 from ..logging import log_worker_started, log_worker_stopped, worker_logger
-from ..models import Task
+from ..models import Task, WorkerInfo
 from ..store import Store
 from ._credits import Credits
-from ._executor import CLEANUP_TIMEOUT, Finished, TaskRunner, executor
-from ._leases import lease_keeper
+from ._executor import CLEANUP_TIMEOUT, Finished, TaskRunner, cleanup_scope, executor
+from ._leases import Heartbeat, lease_keeper
 from ._poller import poller
 from ._recorder import OUTCOME_BUFFER, recorder
 from ._scheduler import scheduler
@@ -81,10 +86,11 @@ class WorkerPool:
     _settings: Settings
     _clock: Clock
     _codec: Codec
-    _concurrency: int
-    _poll_interval: float
     #: opens the client's store, if it is not open yet
     _ensure_open: Callable[[], Awaitable[None]]
+    #: hooks of the client that made it (then those of Settings.imports, at start)
+    _hooks: list[Hook] = attrs.field(factory=list)
+    _tracing: Tracing | None = None
     #: the queues it claims from and their caps (``None``: every queue, no caps)
     _queues: Mapping[str, int | None] | None = None
     #: its cron schedules (``None``: those defined at module level in ``Settings.imports``)
@@ -98,17 +104,20 @@ class WorkerPool:
     _finished: trio.Event = attrs.field(factory=trio.Event)
     _counters: Counters = attrs.field(factory=Counters)
     _started_at: float | None = None
+    #: wall clock at the start (for the worker registry)
+    _started_wall: float = 0.0
     _uptime: float | None = None
+    _delivery: HookDelivery = attrs.field(factory=HookDelivery)
 
     @property
     def concurrency(self) -> int:
         """How many tasks run at once at most."""
-        return self._concurrency
+        return self._settings.concurrency
 
     @property
     def poll_interval(self) -> float:
         """Longest wait between looks for due tasks (an enqueue in this process wakes it sooner)."""
-        return self._poll_interval
+        return self._settings.poll_interval
 
     @property
     def queues(self) -> Mapping[str, int | None] | None:
@@ -137,6 +146,35 @@ class WorkerPool:
     def worker_id(self) -> str:
         """The id this pool's leases are held under."""
         return self._worker_id
+
+    @property
+    def hooks(self) -> tuple[Hook, ...]:
+        """The hooks this pool delivers its events to (with those its task modules
+        declare, once it runs)."""
+        return self._delivery.hooks if self._state != "new" else tuple(self._hooks)
+
+    def add_hook(self, hook: Hook) -> None:
+        """Deliver this pool's events to ``hook`` too; before the pool runs."""
+        if self._state != "new":
+            raise RuntimeError("add hooks before the pool runs")
+        self._hooks.append(check_hook(hook))
+
+    def worker_info(self, now: float) -> WorkerInfo:
+        """The pool's record in the worker registry, as of ``now`` (wall clock)."""
+        c = self._counters
+        return WorkerInfo(
+            id=self._worker_id,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            concurrency=self.concurrency,
+            queues=None if self._queues is None else tuple(self._queues),
+            started_at=self._started_wall,
+            last_seen=now,
+            expires_at=now + self._settings.lease_duration,
+            running=tuple(sorted(c.running_ids)),
+            succeeded=c.succeeded,
+            failed=c.failed,
+        )
 
     @property
     def running(self) -> bool:
@@ -189,8 +227,10 @@ class WorkerPool:
             raise RuntimeError("a WorkerPool runs once; get a new one from omniq.worker()")
         self._state = "running"
         self._started_at = trio.current_time()
+        self._started_wall = self._clock.now()
         try:
             import_task_modules(self._settings.imports)
+            self._delivery = HookDelivery([*self._hooks, *hooks_in(self._settings.imports)])
             if self._schedules is None:
                 self._schedules = schedules_in(self._settings.imports)
             if self._settings.allow_unregistered_tasks:
@@ -201,8 +241,8 @@ class WorkerPool:
                 )
             await self._ensure_open()
             log_worker_started(
-                concurrency=self._concurrency,
-                poll_interval=self._poll_interval,
+                concurrency=self.concurrency,
+                poll_interval=self.poll_interval,
                 worker_id=self._worker_id,
             )
             await self._supervise(task_status)
@@ -217,6 +257,18 @@ class WorkerPool:
             )
 
     async def _supervise(self, task_status: trio.TaskStatus[WorkerPool]) -> None:
+        heartbeat = Heartbeat(self._store, self.worker_info)
+        async with self._delivery.delivering():
+            try:
+                await heartbeat.beat(self._clock.now())
+                await self._run_crew(task_status, heartbeat)
+            finally:
+                with cleanup_scope():
+                    await heartbeat.end(self._worker_id)
+
+    async def _run_crew(
+        self, task_status: trio.TaskStatus[WorkerPool], heartbeat: Heartbeat
+    ) -> None:
         settings = self._settings
         runner = TaskRunner(
             store=self._store,
@@ -224,9 +276,11 @@ class WorkerPool:
             settings=settings,
             clock=self._clock,
             codec=self._codec,
-            limiter=trio.CapacityLimiter(self._concurrency),
+            limiter=trio.CapacityLimiter(self.concurrency),
             counters=self._counters,
             rand=self._rand,
+            hooks=self._delivery,
+            tracing=self._tracing,
         )
         async with trio.open_nursery() as supervisor:
             supervisor.start_soon(
@@ -238,6 +292,8 @@ class WorkerPool:
                     result_ttl=settings.result_ttl,
                     failed_ttl=settings.failed_ttl,
                     clock=self._clock,
+                    heartbeat=heartbeat,
+                    hooks=self._delivery,
                 )
             )
             # set once the scheduler has dealt with the slots missed before the start
@@ -255,14 +311,16 @@ class WorkerPool:
                         store=self._store,
                         worker_id=self._worker_id,
                         counters=self._counters,
+                        hooks=self._delivery,
+                        clock=self._clock,
                     )
                 )
                 with self._executor_scope:
                     async with trio.open_nursery() as crew:
                         task_send, task_receive = trio.open_memory_channel[Task](0)
-                        credits = Credits(self._concurrency, self._queues)
+                        credits = Credits(self.concurrency, self._queues)
                         async with task_receive, outcome_send:
-                            for _ in range(self._concurrency):
+                            for _ in range(self.concurrency):
                                 crew.start_soon(
                                     executor,
                                     task_receive.clone(),
@@ -299,7 +357,7 @@ class WorkerPool:
                 credits=credits,
                 store=self._store,
                 worker_id=self._worker_id,
-                poll_interval=self._poll_interval,
+                poll_interval=self.poll_interval,
                 lease_duration=self._settings.lease_duration,
                 clock=self._clock,
             )

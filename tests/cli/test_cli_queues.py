@@ -11,7 +11,9 @@ import pytest
 import trio
 
 from omniq_trio import AsyncOmniQ, QueueInfo, RateLimit, Schedule, Settings, Task
-from omniq_trio._cli import _parser, _settings, main
+from omniq_trio._cli import main
+from omniq_trio._cli._main import parser as _parser
+from omniq_trio._cli._main import settings as _settings
 from tests.cli.test_cli_errors import assert_one_line, run
 
 ADD = "tests.cli.cli_tasks:add"
@@ -109,7 +111,7 @@ def test_bad_queue_commands_are_usage_errors_that_change_nothing(
     assert run(capsys, "enqueue", ADD)[0] == 0
     code, _, err = run(capsys, *argv)
     assert code == 2, err
-    assert_one_line(err, " ".join(argv[:1]))
+    assert_one_line(err, " ".join(argv[: 2 if argv[0] == "queues" else 1]))
     assert message in err
     assert read(base_dir)[1][0].limit is None
 

@@ -16,6 +16,7 @@ __all__ = [
     "LOCK_NAME",
     "create_dir",
     "fsync_dir",
+    "journal_exists",
     "list_segments",
     "open_lock",
     "segment_path",
@@ -40,6 +41,11 @@ def list_segments(base_dir: Path) -> list[int]:
         if match:
             numbers.append(int(match.group(1)))
     return sorted(numbers)
+
+
+def journal_exists(base_dir: Path) -> bool:
+    """Whether ``base_dir`` holds a journal (a segment file); looks, creates nothing."""
+    return base_dir.is_dir() and bool(list_segments(base_dir))
 
 
 def create_dir(base_dir: Path) -> None:
