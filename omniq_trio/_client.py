@@ -101,6 +101,14 @@ class AsyncOmniQ:
         if self._open:
             await trio.lowlevel.checkpoint()
             return
+        await self._opened()
+
+    async def _opened(self) -> None:
+        """Open the store unless it is open. Not a checkpoint when it is: the methods
+        that call this go on to a store verb, which is one (one scheduler trip less
+        per call on the hot path)."""
+        if self._open:
+            return
         async with self._open_lock:
             if not self._open:
                 await self._store.open()
@@ -216,7 +224,7 @@ class AsyncOmniQ:
                 "connection= (enqueue inside your own database transaction) needs the "
                 "PostgreSQL store; the memory and file stores have no transactions to join"
             )
-        await self.open()
+        await self._opened()
         if self._tracing is None:
             enqueued = await self._store.enqueue(tasks)
         else:
@@ -245,12 +253,12 @@ class AsyncOmniQ:
         A running task is interrupted: at once in this process, and within a
         bounded time in another (see the cancelling how-to).
         """
-        await self.open()
+        await self._opened()
         return await self._store.cancel(task_id, at=self._clock.now())
 
     async def retry(self, task_id: str) -> None:
         """Run a FAILED task again now, with fresh retry and lost-run budgets."""
-        await self.open()
+        await self._opened()
         await self._store.retry(task_id, at=self._clock.now())
 
     # ---------------------------------------------------------------- reading
@@ -264,7 +272,7 @@ class AsyncOmniQ:
         then ``trio.TooSlowError``). Raises ``TaskNotFoundError`` for an
         unknown id. For a repeating task, the result of its latest run.
         """
-        await self.open()
+        await self._opened()
         with trio.fail_after(timeout) if wait and timeout is not None else nullcontext():
             while True:
                 seen = self._store.change_version(Change.FINISHED)
@@ -278,7 +286,7 @@ class AsyncOmniQ:
 
     async def get_task(self, task_id: str) -> Task:
         """The task's current state; raises ``TaskNotFoundError``."""
-        await self.open()
+        await self._opened()
         return await self._store.get_task(task_id)
 
     async def list_tasks(
@@ -318,7 +326,7 @@ class AsyncOmniQ:
         for name, value in (("id_prefix", id_prefix), ("cursor", cursor)):
             if value is not None and not isinstance(value, str):
                 raise TaskOptionError(f"{name} must be a string, got {value!r}")
-        await self.open()
+        await self._opened()
         return await self._store.list_tasks(
             status=statuses,
             queue=queue,
@@ -331,7 +339,7 @@ class AsyncOmniQ:
 
     async def stats(self) -> StoreStats:
         """Counts of tasks by status and by queue, and the eta of the oldest due task."""
-        await self.open()
+        await self._opened()
         return await self._store.stats(now=self._clock.now())
 
     async def purge(self, older_than: float, *, include_failed: bool = False) -> int:
@@ -341,7 +349,7 @@ class AsyncOmniQ:
         failure outlives the successes) unless ``include_failed=True``.
         """
         older_than = check_seconds(older_than, name="older_than", error=TaskOptionError)
-        await self.open()
+        await self._opened()
         now = self._clock.now()
         failed_age = older_than if include_failed else max(older_than, self.settings.failed_ttl)
         return await self._store.purge(
@@ -352,20 +360,20 @@ class AsyncOmniQ:
 
     async def list_queues(self) -> list[QueueInfo]:
         """Every queue with tasks, paused or rate-limited: counts and controls."""
-        await self.open()
+        await self._opened()
         return await self._store.list_queues()
 
     async def pause_queue(self, name: str) -> None:
         """Stop every worker of every process from claiming tasks of queue ``name``
         (running ones finish) until :meth:`resume_queue`."""
         check_queue_name(name, error=TaskOptionError, name="queue name")
-        await self.open()
+        await self._opened()
         await self._store.pause_queue(name, paused=True)
 
     async def resume_queue(self, name: str) -> None:
         """Let workers claim from queue ``name`` again."""
         check_queue_name(name, error=TaskOptionError, name="queue name")
-        await self.open()
+        await self._opened()
         await self._store.pause_queue(name, paused=False)
 
     async def set_queue_limit(self, name: str, *, max_starts: int, per: Seconds) -> None:
@@ -376,23 +384,23 @@ class AsyncOmniQ:
             check_int(max_starts, name="max_starts", error=TaskOptionError, minimum=1),
             check_seconds(per, name="per", error=TaskOptionError, allow_zero=False),
         )
-        await self.open()
+        await self._opened()
         await self._store.set_queue_limit(name, limit)
 
     async def clear_queue_limit(self, name: str) -> None:
         """Remove queue ``name``'s rate limit."""
         check_queue_name(name, error=TaskOptionError, name="queue name")
-        await self.open()
+        await self._opened()
         await self._store.set_queue_limit(name, None)
 
     async def list_schedules(self) -> list[ScheduleInfo]:
         """The cron schedules worker pools run, with their last and next slots."""
-        await self.open()
+        await self._opened()
         return await self._store.list_schedules()
 
     async def list_workers(self) -> list[WorkerInfo]:
         """The worker pools alive now (their heartbeat has not expired), in any process."""
-        await self.open()
+        await self._opened()
         return await self._store.list_workers(now=self._clock.now())
 
     # ---------------------------------------------------------------- working
