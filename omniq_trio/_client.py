@@ -10,12 +10,12 @@ from typing import Any, Self, final
 import attrs
 import trio
 
-from ._call import Call, Eta, Seconds, build_task
+from ._call import Call, Eta, Seconds
 from ._clock import DEFAULT_CLOCK, Clock
 from ._codec import codec_for
 from ._functions import func_path
 from ._hook_delivery import HookDelivery
-from ._registry import prepare_call
+from ._registry import build_tasks
 from ._schedule import Schedule, check_schedules
 from ._tracing import Tracing, tracing_for
 from ._validate import check_int, check_queue_name, check_seconds, parse_queue_caps
@@ -238,14 +238,7 @@ class AsyncOmniQ:
         return enqueued
 
     def _build(self, calls: Iterable[Call]) -> list[Task]:
-        now = self._clock.now()
-        tasks = []
-        for call in calls:
-            if not isinstance(call, Call):
-                raise TaskOptionError(f"enqueue_many takes Call objects, got {call!r}")
-            call = prepare_call(call)  # registers a function object, applies @task defaults
-            tasks.append(build_task(call, settings=self.settings, codec=self._codec, now=now))
-        return tasks
+        return build_tasks(calls, settings=self.settings, codec=self._codec, now=self._clock.now())
 
     async def cancel(self, task_id: str) -> bool:
         """Cancel a task that has not finished; ``False`` if it already had.

@@ -28,13 +28,17 @@ from typing import Any, Final, TypeVar, overload
 
 import attrs
 
-from ._call import Call, Seconds
+from ._call import Call, Seconds, build_task
+from ._codec import Codec
 from ._functions import func_path, resolve_func
 from ._validate import check_int, check_queue_name, check_seconds
+from .config import Settings
 from .errors import TaskModuleImportError, TaskOptionError, UnregisteredTaskError
+from .models import Task
 
 __all__ = [
     "TaskDefaults",
+    "build_tasks",
     "import_task_modules",
     "prepare_call",
     "register",
@@ -212,3 +216,17 @@ def _refusal(module_name: str, name: str, found: object, task_modules: Collectio
     if callable(found):
         return f"{module_name}.{name} is {where}, defined in another module"
     return f"{module_name}.{name} is a {type(found).__name__}, not a function"
+
+
+def build_tasks(
+    calls: Iterable[Call], *, settings: Settings, codec: Codec, now: float
+) -> list[Task]:
+    """Check ``calls`` (registering their function objects, applying ``@task``
+    defaults) and make them new PENDING tasks; a named error, and no task, if one is bad."""
+    tasks = []
+    for call in calls:
+        if not isinstance(call, Call):
+            raise TaskOptionError(f"enqueue_many takes Call objects, got {call!r}")
+        call = prepare_call(call)  # registers a function object, applies @task defaults
+        tasks.append(build_task(call, settings=settings, codec=codec, now=now))
+    return tasks

@@ -34,6 +34,7 @@ from ._bridge import TrioThread, not_from_trio
 from ._call import Call, Eta, Seconds
 from ._client import AsyncOmniQ
 from ._codec import codec_for
+from ._registry import build_tasks
 from ._schedule import Schedule
 from ._tracing import enqueue_span
 from .config import Settings
@@ -201,7 +202,7 @@ class OmniQ:
                 self._async.enqueue_calls, calls, trace_context=trace_context
             )
             return self._thread.run("enqueue_calls", enqueue)
-        tasks = _transactional.build_tasks(
+        tasks = build_tasks(
             calls, settings=self.settings, codec=self._codec, now=self._async.clock.now()
         )
         with enqueue_span(self._async.tracing, tasks, trace_context) as tasks:

@@ -23,74 +23,22 @@ statement. Anything else is refused before anything runs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-import attrs
-
-from ._call import Call, build_task
-from ._codec import Codec
-from ._registry import prepare_call
-from .config import Settings
-from .errors import TaskOptionError, TransactionalEnqueueError
+from .errors import TransactionalEnqueueError
 from .models import Enqueued, Task
+from .store import EnqueueStatement, Store, TransactionalEnqueue
 
 if TYPE_CHECKING:
     import psycopg
 
-    from .store import Store
-
 __all__ = [
-    "EnqueueStatement",
-    "TransactionalEnqueue",
-    "build_tasks",
     "check_connection",
     "enqueue_statement",
     "run_statement",
     "run_statement_async",
 ]
-
-
-@attrs.frozen
-class EnqueueStatement:
-    """SQL that writes tasks in the caller's transaction, for its psycopg connection.
-
-    ``sql`` uses psycopg placeholders (``%s`` / ``%(name)s``); run with
-    ``params``, it returns one row ``(task_id, created)`` per task enqueued,
-    in order (``created`` false: a unique key named a task that exists, and
-    ``task_id`` is that task's).
-    """
-
-    sql: str
-    params: Sequence[Any] | Mapping[str, Any]
-
-
-@runtime_checkable
-class TransactionalEnqueue(Protocol):
-    """What a store with ``capabilities.transactional_enqueue`` provides."""
-
-    def enqueue_statement(self, tasks: Sequence[Task]) -> EnqueueStatement:
-        """The statement that enqueues ``tasks`` (all or none) when run in a transaction.
-
-        No I/O; callable from any thread. The statement enforces what
-        ``Store.enqueue`` does (duplicate ids, unique keys) and wakes idle
-        workers at commit.
-        """
-        ...
-
-
-def build_tasks(
-    calls: Sequence[Call], *, settings: Settings, codec: Codec, now: float
-) -> list[Task]:
-    """Check ``calls`` and make them new PENDING tasks, in the caller's thread
-    (as ``AsyncOmniQ`` does before it stores them)."""
-    tasks = []
-    for call in calls:
-        if not isinstance(call, Call):
-            raise TaskOptionError(f"enqueue_many takes Call objects, got {call!r}")
-        call = prepare_call(call)  # registers a function object, applies @task defaults
-        tasks.append(build_task(call, settings=settings, codec=codec, now=now))
-    return tasks
 
 
 def _supports(store: Store) -> bool:

@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import DuplicateTaskError as DuplicateTaskError
 from ._base import Change as Change
+from ._base import EnqueueStatement as EnqueueStatement
 from ._base import Outcome as Outcome
 from ._base import OutcomeKind as OutcomeKind
 from ._base import Reclaimed as Reclaimed
 from ._base import Store as Store
 from ._base import StoreCapabilities as StoreCapabilities
 from ._base import StoreStats as StoreStats
+from ._base import TransactionalEnqueue as TransactionalEnqueue
 from ._journal import JournalStore as JournalStore
 from ._journal import RepairReport as RepairReport
 from ._journal import journal_exists as journal_exists
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Change",
     "DuplicateTaskError",
+    "EnqueueStatement",
     "JournalStore",
     "MemoryStore",
     "Outcome",
@@ -35,6 +38,7 @@ __all__ = [
     "Store",
     "StoreCapabilities",
     "StoreStats",
+    "TransactionalEnqueue",
     "journal_exists",
     "repair_journal",
 ]

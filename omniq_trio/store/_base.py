@@ -34,7 +34,7 @@ from __future__ import annotations
 import enum
 from abc import abstractmethod
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any, Self
+from typing import Any, Protocol, Self, runtime_checkable
 
 import attrs
 import trio
@@ -56,12 +56,14 @@ from ..models import (
 
 __all__ = [
     "Change",
+    "EnqueueStatement",
     "Outcome",
     "OutcomeKind",
     "Reclaimed",
     "Store",
     "StoreCapabilities",
     "StoreStats",
+    "TransactionalEnqueue",
 ]
 
 
@@ -89,6 +91,34 @@ class StoreCapabilities:
     #: ``enqueue`` can write inside the caller's own database transaction: the store
     #: offers ``enqueue_statement(tasks)`` (see ``omniq_trio._transactional``).
     transactional_enqueue: bool = False
+
+
+@attrs.frozen
+class EnqueueStatement:
+    """SQL that writes tasks in the caller's transaction, for its psycopg connection.
+
+    ``sql`` uses psycopg placeholders (``%s`` / ``%(name)s``); run with
+    ``params``, it returns one row ``(task_id, created)`` per task enqueued,
+    in order (``created`` false: a unique key named a task that exists, and
+    ``task_id`` is that task's).
+    """
+
+    sql: str
+    params: Sequence[Any] | Mapping[str, Any]
+
+
+@runtime_checkable
+class TransactionalEnqueue(Protocol):
+    """What a store with ``capabilities.transactional_enqueue`` provides."""
+
+    def enqueue_statement(self, tasks: Sequence[Task]) -> EnqueueStatement:
+        """The statement that enqueues ``tasks`` (all or none) when run in a transaction.
+
+        No I/O; callable from any thread. The statement enforces what
+        ``Store.enqueue`` does (duplicate ids, unique keys) and wakes idle
+        workers at commit.
+        """
+        ...
 
 
 @attrs.frozen

@@ -25,8 +25,7 @@ from omniq_trio import (
     Task,
     TransactionalEnqueueError,
 )
-from omniq_trio._transactional import EnqueueStatement
-from omniq_trio.store import MemoryStore, StoreCapabilities
+from omniq_trio.store import EnqueueStatement, MemoryStore, StoreCapabilities
 from tests.aio.aio_tasks import add
 from tests.conftest import POSTGRES_DSN, requires_postgres
 

@@ -10,7 +10,6 @@ from typing import Final, final
 
 import trio
 
-from ..._transactional import EnqueueStatement
 from ...config import Settings
 from ...errors import (
     ConfigError,
@@ -32,7 +31,7 @@ from ...models import (
     TaskStatus,
     WorkerInfo,
 )
-from .._base import Outcome, Reclaimed, StoreCapabilities, StoreStats
+from .._base import EnqueueStatement, Outcome, Reclaimed, StoreCapabilities, StoreStats
 from .._rules import (
     ENQUEUE_CHANGES,
     WORK_CHANGES,
