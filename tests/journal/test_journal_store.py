@@ -122,6 +122,7 @@ async def test_compaction_happens_by_itself_when_dead_records_dominate(tmp_path:
         for _ in range(40):
             await fill(store, 2)
         await store.purge(finished_before=T0 + 2, failed_before=T0 + 2)
+        await store._maintenance.wait_idle()  # compactions run in the background
         assert _files.list_segments(tmp_path) != first
         assert len(_files.list_segments(tmp_path)) == 1
         assert store._records < 2 * len((await store.list_tasks()).tasks) + 50
@@ -246,5 +247,13 @@ async def test_a_damaged_snapshot_is_not_mistaken_for_a_torn_tail(tmp_path: Path
     data = bytearray(path.read_bytes())
     data[-20] ^= 0xFF  # inside the snapshot's last batch, before the seal
     path.write_bytes(bytes(data))
+    # its checkpoint covers it: the damage is found when the damaged task is read ...
+    async with JournalStore(tmp_path) as store:
+        with pytest.raises(JournalCorruptError) as caught:
+            await store.list_tasks()
+        assert caught.value.path == path
+    # ... and, without the checkpoint, by the replay of the whole segment at open
+    _files.checkpoint_path(tmp_path, _files.list_segments(tmp_path)[-1]).unlink()
     with pytest.raises(JournalCorruptError):
         await JournalStore(tmp_path).open()
+    assert path.read_bytes() == bytes(data)

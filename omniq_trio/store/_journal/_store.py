@@ -1,14 +1,21 @@
 """``JournalStore``: the default store, an append-only journal of events in ``base_dir``.
 
-Opening replays the newest segment into a :class:`TaskIndex`; every change
-is an event appended to it. Several processes can share one directory:
+Every change is an event appended to the newest segment; the in-memory index
+(``TaskIndex``, small fixed-size entries per task) is rebuilt on open from the
+segment's newest checkpoint and the events after it, and payloads (arguments,
+results, errors) are read back from the file by offset when needed. Several
+processes can share one directory:
 
 * A change is committed under an exclusive ``flock`` on the lock file, after
   catching up on what other processes appended, and is checked against that
   up-to-date state, so no task is ever claimed by two workers.
-* A read catches up first (under a shared lock) when the segment has grown.
+* Reading takes no lock: records are immutable once written, so opening and
+  catching up read bytes and decode them while others commit (``_opening.py``).
+* Checkpoints and compactions run in the background, by one process at a time
+  (``_maintenance.py``); a compaction holds the exclusive lock only to copy
+  the latest batches over.
 
-**Group commit.** Concurrent changes share one write and one ``fdatasync``.
+**Group commit.** Concurrent changes share one write and one durable sync.
 There is no writer task: the first caller to find no commit in progress
 becomes the *leader*, lets the other ready tasks queue their changes, then
 writes them all as one batch; when it is done it hands the lead to the first
@@ -20,17 +27,21 @@ cancelled while waiting cannot leave its change half made.
 **Durability.** Under ``fsync="always"``, a call that creates, finishes,
 cancels, retries or purges returns only after its batch is on disk. Claims,
 renewals and releases are not waited on: losing one in a crash only returns
-the task to the queue, which is what a crash does anyway. A failed write or
-sync puts the store in a failed state (reopen it to continue): after a failed
-``fsync`` the kernel may have dropped the data, so carrying on could
-acknowledge changes that are not on disk.
+the task to the queue, which is what a crash does anyway.
+
+**Failures heal.** A failed write or sync fails the calls of its batch (they
+were not acknowledged) and puts the store in a failed state: after a failed
+``fsync`` the kernel may have dropped the data, so the in-memory state is not
+trusted. The next call after a backoff reopens the journal from disk, which is
+the recovery; until then calls fail fast with ``StoreError``.
 
 Within this process, a change is visible to readers from the moment its
-batch is written, up to one ``fdatasync`` before its caller is acknowledged.
+batch is written, up to one durable sync before its caller is acknowledged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -41,7 +52,13 @@ import attrs
 import trio
 
 from ...config import FsyncPolicy, Settings
-from ...errors import JournalCorruptError, JournalError, StoreClosedError, StoreError
+from ...errors import (
+    JournalCorruptError,
+    JournalError,
+    SerializationError,
+    StoreClosedError,
+    StoreError,
+)
 from .._base import Change, Outcome, StoreCapabilities
 from .._events import (
     Cancelled,
@@ -57,11 +74,13 @@ from .._events import (
 )
 from .._index import TaskIndex
 from .._indexed import IndexedStore, Plan
+from . import _fileio as fileio
 from . import _files as files
-from ._frames import encode_batch, scan
+from ._frames import MAX_EVENT, BatchBuilder, Scan, scan
+from ._maintenance import Maintenance
+from ._opening import clear_leftovers, load_newest, upgrade
 from ._records import encode_event
-from ._replay import Replayed, decode, replay
-from ._segment import write_segment
+from ._replay import Loaded, apply_scan
 
 __all__ = ["JournalStore"]
 
@@ -83,6 +102,9 @@ _DURABLE: Final = (
 )
 #: Processes of one machine share it.
 _CAPABILITIES: Final = StoreCapabilities(shared=True)
+#: Seconds before a failed journal is first reopened; doubled after each failed try.
+FIRST_BACKOFF: Final = 0.1
+MAX_BACKOFF: Final = 10.0
 
 
 @attrs.define(eq=False)
@@ -121,23 +143,26 @@ class JournalStore(IndexedStore):
         fsync_interval: float = 0.05,
         compact_threshold: float = 0.5,
         compact_min_records: int = 10_000,
+        checkpoint_records: int = 50_000,
     ) -> None:
         super().__init__()
         self._base_dir = Path(base_dir)
         self._fsync = fsync
         self._fsync_interval = fsync_interval
-        self._compact_threshold = compact_threshold
-        self._compact_min_records = compact_min_records
         self._state: Literal["closed", "open", "failed"] = "closed"
         self._failure: BaseException | None = None
-        self._lock_fd = -1
+        self._retry_at = 0.0
+        self._backoff = FIRST_BACKOFF
+        self._lock_fd = self._maintenance_fd = -1
         self._segment_fd = -1
         self._segment_number = 0
         self._next_segment = ""
         self._segment = 0  # also sets _next_segment
         self._offset = 0
         self._records = 0
-        # bytes of the segment written and synced; one fdatasync at a time
+        self._last_frame: tuple[int, int] | None = None
+        self._segment_id = b""
+        # bytes of the segment written and synced; one durable sync at a time
         self._synced = 0
         self._sync_done: trio.Event | None = None
         self._sync_scheduled = False
@@ -148,6 +173,12 @@ class JournalStore(IndexedStore):
         self._io_lock = trio.Lock()
         self._queue: list[_Op] = []
         self._leading = False
+        self._maintenance = Maintenance(
+            self,
+            compact_threshold=compact_threshold,
+            compact_min_records=compact_min_records,
+            checkpoint_records=checkpoint_records,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JournalStore:
@@ -172,6 +203,10 @@ class JournalStore(IndexedStore):
         """The segment file appends go to."""
         return files.segment_path(self._base_dir, self._segment)
 
+    @property
+    def _tolerate_holes(self) -> bool:
+        return self._fsync != "always"
+
     # ------------------------------------------------------------- lifecycle
 
     async def open(self) -> None:
@@ -184,95 +219,113 @@ class JournalStore(IndexedStore):
                     return
                 await trio.to_thread.run_sync(self._open_sync)
         self._notify_all()
+        self._maintenance.maybe_start()
 
     def _is_open(self) -> bool:
         return self._state == "open"
 
     def _open_sync(self) -> None:
-        if self._state == "failed":
-            self._close_fds()
+        fileio.check_platform()
+        self._close_fds()
         files.create_dir(self._base_dir)
         lock_fd = files.open_lock(self._base_dir)
+        maintenance_fd = -1
         try:
-            files.lock(lock_fd, exclusive=True)
-            try:
-                number = self._prepare_segments()
-                segment_fd, replayed = self._load(number, exclusive=True)
-            finally:
-                files.unlock(lock_fd)
+            maintenance_fd = files.open_lock(self._base_dir, files.MAINTENANCE_LOCK_NAME)
+            clear_leftovers(self._base_dir, maintenance_fd)
+            loaded = load_newest(self._base_dir, lock_fd, tolerate_holes=self._tolerate_holes)
+            if loaded.version == 1:
+                upgrade(self._base_dir, loaded, lock_fd, maintenance_fd)
+                loaded = load_newest(self._base_dir, lock_fd, tolerate_holes=self._tolerate_holes)
         except BaseException:
             os.close(lock_fd)
+            if maintenance_fd >= 0:
+                os.close(maintenance_fd)
             raise
-        self._lock_fd, self._segment_fd, self._segment = lock_fd, segment_fd, number
-        self._index, self._offset, self._records = replayed.index, replayed.end, replayed.records
+        self._lock_fd, self._maintenance_fd = lock_fd, maintenance_fd
+        self._adopt(loaded)
+        self._state, self._failure, self._backoff = "open", None, FIRST_BACKOFF
+
+    def _adopt(self, loaded: Loaded) -> None:
+        """Make ``loaded`` the segment appends go to (its descriptor is ours to close)."""
+        self._segment_fd, self._segment = loaded.fd, loaded.number
+        self._segment_id = loaded.segment_id
+        self._index, self._offset, self._records = loaded.index, loaded.end, loaded.records
+        self._last_frame = loaded.last_frame
         self._synced = self._offset
-        self._state, self._failure = "open", None
-
-    def _prepare_segments(self) -> int:
-        """The newest segment's number, after clearing what an interrupted compaction left."""
-        for name in os.listdir(self._base_dir):
-            if name.endswith(".tmp"):
-                files.remove_quietly(self._base_dir / name)
-        numbers = files.list_segments(self._base_dir)
-        if not numbers:
-            write_segment(self._base_dir, 1, [])
-            return 1
-        for older in numbers[:-1]:
-            files.remove_quietly(files.segment_path(self._base_dir, older))
-        return numbers[-1]
-
-    def _load(self, number: int, *, exclusive: bool) -> tuple[int, Replayed]:
-        """Open and replay segment ``number``; under ``exclusive``, cut a torn tail."""
-        path = files.segment_path(self._base_dir, number)
-        fd = files.open_segment(path)
-        try:
-            data = files.read_from(fd, 0)
-            replayed, torn_at = replay(data, path, tolerate_holes=self._fsync != "always")
-            if torn_at is not None and exclusive:
-                log.warning(
-                    "journal %s: cutting off a torn write at offset %d (%d bytes that were "
-                    "never acknowledged)",
-                    path,
-                    replayed.end,
-                    len(data) - replayed.end,
-                )
-                os.ftruncate(fd, replayed.end)
-                os.fdatasync(fd)
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd, replayed
+        self._maintenance.loaded(loaded.checkpoint_records)
 
     async def aclose(self) -> None:
         with trio.CancelScope(shield=True):
+            await self._maintenance.wait_idle()
             async with self._io_lock:
                 if self._state == "closed":
                     return
                 await self._sync_idle()
                 try:
                     if self._state == "open" and self._synced < self._offset:
-                        await trio.to_thread.run_sync(os.fdatasync, self._segment_fd)
+                        await trio.to_thread.run_sync(fileio.durable_sync, self._segment_fd)
                 finally:
                     self._close_fds()
+                    self._state = "closed"
 
     def _close_fds(self) -> None:
-        os.close(self._segment_fd)
-        os.close(self._lock_fd)
-        self._segment_fd = self._lock_fd = -1
-        self._state = "closed"
+        for fd in (self._segment_fd, self._lock_fd, self._maintenance_fd):
+            if fd >= 0:
+                os.close(fd)
+        self._segment_fd = self._lock_fd = self._maintenance_fd = -1
 
-    def _check_usable(self) -> None:
+    async def _usable(self) -> None:
+        """Return if the store can serve a call; after a failure, reopen it once its
+        backoff has passed (raising ``StoreError`` until that works)."""
         if self._state == "open":
             return
-        if self._state == "failed":
-            raise StoreClosedError(
-                f"the journal in {self._base_dir} failed ({self._failure}); close and reopen it"
+        if self._state == "closed":
+            raise StoreClosedError(f"the journal in {self._base_dir} is closed; open it first")
+        wait = self._retry_at - trio.current_time()
+        if wait > 0:
+            raise StoreError(
+                f"the journal in {self._base_dir} failed ({self._failure}); it is "
+                f"reopened in {wait:.1f}s"
             ) from self._failure
-        raise StoreClosedError(f"the journal in {self._base_dir} is closed; open it first")
+        with trio.CancelScope(shield=True):
+            async with self._io_lock:
+                if self._state != "failed":
+                    return
+                await self._sync_idle()
+                try:
+                    await trio.to_thread.run_sync(self._open_sync)
+                except (OSError, JournalError) as exc:
+                    self._backoff = min(MAX_BACKOFF, self._backoff * 2)
+                    self._retry_at = trio.current_time() + self._backoff
+                    log.warning(
+                        "journal %s: reopening failed (%s); trying again in %.1fs",
+                        self._base_dir,
+                        exc,
+                        self._backoff,
+                    )
+                    raise StoreError(
+                        f"the journal in {self._base_dir} could not be reopened ({exc})"
+                    ) from exc
+        log.warning("journal %s: reopened after a failure; carrying on", self._base_dir)
+        self._notify_all()
+
+    def _check_usable(self) -> None:
+        if self._state == "closed":
+            raise StoreClosedError(f"the journal in {self._base_dir} is closed; open it first")
 
     def _fail(self, exc: BaseException) -> None:
-        log.error("journal %s failed: %s", self._base_dir, exc)
+        """The in-memory state may be ahead of the disk: stop using it until reopened."""
+        if self._state != "open":
+            return
         self._state, self._failure = "failed", exc
+        self._retry_at = trio.current_time() + self._backoff
+        log.error(
+            "journal %s failed: %s; reopening it from disk in %.1fs",
+            self._base_dir,
+            exc,
+            self._backoff,
+        )
 
     def _notify_all(self) -> None:
         """Everything may have changed (opened, or another process compacted)."""
@@ -284,7 +337,7 @@ class JournalStore(IndexedStore):
     async def _commit(self, plan: Callable[[TaskIndex], Plan[R]]) -> R:
         # a cancelled caller changes nothing: the rest is shielded
         await trio.lowlevel.checkpoint_if_cancelled()
-        self._check_usable()
+        await self._usable()
         op = _Op(plan)
         self._queue.append(op)
         with trio.CancelScope(shield=True):
@@ -306,21 +359,21 @@ class JournalStore(IndexedStore):
             await trio.lowlevel.cancel_shielded_checkpoint()
             batch, self._queue = self._queue, []
             written = await self._commit_batch(batch)
-            await self._maybe_compact()
         finally:
             if self._queue:
                 self._queue[0].wake.set()  # its owner leads next; _leading stays True
             else:
                 self._leading = False
+        self._maintenance.maybe_start()
         # The next batch is written while this one syncs: a claim never waits
-        # for an fsync it does not need.
+        # for a sync it does not need.
         if written is not None:
             await self._settle(written)
 
     async def _commit_batch(self, batch: list[_Op]) -> _Written | None:
         applied: list[Event] = []
         try:
-            self._check_usable()
+            await self._usable()
             await self._lock_io()
             try:
                 await self._flock(exclusive=True)
@@ -328,7 +381,7 @@ class JournalStore(IndexedStore):
                     applied.extend(await self._catch_up(exclusive=True))
                     return self._write(batch, applied)
                 finally:
-                    files.unlock(self._lock_fd)
+                    fileio.unlock(self._lock_fd)
             finally:
                 self._io_lock.release()
         except (OSError, JournalError) as exc:
@@ -347,10 +400,12 @@ class JournalStore(IndexedStore):
         return None
 
     def _fail_ops(self, ops: Sequence[_Op], exc: BaseException) -> None:
-        if self._state == "open":
+        if isinstance(exc, StoreError) and not isinstance(exc, JournalError):
+            error: BaseException = exc  # the store had failed already: say so as it is
+        else:
             self._fail(exc)
-        error = StoreError(f"journal write failed: {exc}")
-        error.__cause__ = exc
+            error = StoreError(f"journal write failed: {exc}")
+            error.__cause__ = exc
         for op in ops:
             if not op.finished:
                 op.finish(error=error)
@@ -358,33 +413,41 @@ class JournalStore(IndexedStore):
     def _write(self, batch: list[_Op], applied: list[Event]) -> _Written:
         """Plan, apply and write the batch (no await: nothing else sees it half done)."""
         index = self._index
-        encoded: list[bytes] = []
+        builder = BatchBuilder(self._offset)
         durable: list[tuple[_Op, Any]] = []
         immediate: list[tuple[_Op, Any]] = []
         for op in batch:
             try:
                 events, answer = op.plan(index)
                 records = [encode_event(event) for event in events]
+                if any(len(record) > MAX_EVENT for record in records):
+                    size = max(len(record) for record in records)
+                    raise SerializationError(
+                        f"a change of {size:,} bytes is too large for the journal (at most "
+                        f"{MAX_EVENT:,}); keep task arguments and results smaller"
+                    )
             except Exception as exc:
                 op.finish(error=exc)
                 continue
-            index.apply_all(events)
+            index.apply_all(events, [builder.add(record) for record in records])
             waits = any(isinstance(event, _DURABLE) for event in events)
             (durable if waits else immediate).append((op, answer()))
             applied.extend(events)
-            encoded.extend(records)
-        if encoded:
-            data = encode_batch(encoded)
+        if builder.events:
+            data = builder.finish()
             try:
-                files.write_all(self._segment_fd, data)
+                fileio.write_all(self._segment_fd, data)
             except OSError:
-                # leave no partial frame behind for other processes to trip on
-                os.ftruncate(self._segment_fd, self._offset)
+                # leave no partial frame behind for other processes to trip on (if
+                # that fails too, the next committer cuts it: it reads as a torn write)
+                with contextlib.suppress(OSError):
+                    fileio.truncate(self._segment_fd, self._offset)
                 raise
             self._offset += len(data)
-            self._records += len(encoded)
+            self._records += builder.events
+            self._last_frame = builder.last_frame
         # a claim, renewal or release is acknowledged once written: it need
-        # not survive a crash, and it must not wait behind an fsync
+        # not survive a crash, and it must not wait behind a sync
         for op, result in immediate:
             op.finish(result=result)
         return _Written(durable, (self._segment, self._offset))
@@ -398,11 +461,15 @@ class JournalStore(IndexedStore):
         except OSError as exc:
             self._fail_ops([op for op, _ in written.durable], exc)
             return
+        if self._state != "open" and written.end[0] == self._segment:
+            # failed while the sync was pending: it may not be on disk
+            self._fail_ops([op for op, _ in written.durable], StoreError("the journal failed"))
+            return
         for op, result in written.durable:
             op.finish(result=result)
 
     async def _sync_to(self, segment: int, offset: int) -> None:
-        """Wait until the journal is synced past ``offset`` (one fdatasync for many waiters)."""
+        """Wait until the journal is synced past ``offset`` (one sync for many waiters)."""
         while segment == self._segment and self._synced < offset and self._state == "open":
             if self._sync_done is not None:
                 await self._sync_done.wait()
@@ -415,7 +482,7 @@ class JournalStore(IndexedStore):
                 return
             target, self._sync_done = self._offset, trio.Event()
             try:
-                await trio.to_thread.run_sync(os.fdatasync, self._segment_fd)
+                await trio.to_thread.run_sync(fileio.durable_sync, self._segment_fd)
             finally:
                 self._sync_done.set()
                 self._sync_done = None
@@ -436,13 +503,15 @@ class JournalStore(IndexedStore):
             self._sync_scheduled = False
             if self._state == "open":
                 await self._sync_to(self._segment, self._offset)
+        except OSError as exc:
+            self._fail(exc)
         except Exception:
-            log.exception("journal %s: deferred fsync failed", self._base_dir)
+            log.exception("journal %s: deferred sync failed", self._base_dir)
         finally:
             self._sync_scheduled = False
 
     async def _sync_idle(self) -> None:
-        """Wait for an fdatasync in flight, before the descriptor it uses is closed."""
+        """Wait for a sync in flight, before the descriptor it uses is closed."""
         while self._sync_done is not None:
             await self._sync_done.wait()
 
@@ -455,28 +524,30 @@ class JournalStore(IndexedStore):
             await self._io_lock.acquire()
 
     async def _flock(self, *, exclusive: bool) -> None:
-        if not files.try_lock(self._lock_fd, exclusive=exclusive):
-            await trio.to_thread.run_sync(lambda: files.lock(self._lock_fd, exclusive=exclusive))
+        if not fileio.try_lock(self._lock_fd, exclusive=exclusive):
+            await trio.to_thread.run_sync(lambda: fileio.lock(self._lock_fd, exclusive=exclusive))
 
     # ------------------------------------------------------------------ read
 
     async def _read(self, query: Callable[[TaskIndex], R]) -> R:
-        self._check_usable()
+        await self._usable()
         if self._may_have_news():
             with trio.CancelScope(shield=True):
                 async with self._io_lock:
-                    await self._flock(exclusive=False)
                     try:
                         events = await self._catch_up(exclusive=False)
                     except JournalError as exc:
                         self._fail(exc)
                         raise
-                    finally:
-                        files.unlock(self._lock_fd)
             self._applied(events)
+            self._maintenance.maybe_start()
         else:
             await trio.lowlevel.checkpoint()
-        return query(self._index)
+        try:
+            return query(self._index)
+        except JournalCorruptError as exc:  # a payload that cannot be read back
+            self._fail(exc)
+            raise
 
     def _may_have_news(self) -> bool:
         """Whether another process may have appended or compacted (cheap: two stats)."""
@@ -495,7 +566,8 @@ class JournalStore(IndexedStore):
         self._next_segment = str(files.segment_path(self._base_dir, number + 1))
 
     async def _catch_up(self, *, exclusive: bool) -> list[Event]:
-        """Apply what other processes appended since we last looked. Call under the locks."""
+        """Apply what other processes appended since we last looked. Call under the
+        in-process I/O lock (and, with ``exclusive``, the exclusive flock)."""
         # Small file operations (stat, pread of what others appended, write of a
         # batch) run inline: microseconds, against ~180 us for a thread round trip.
         if os.path.exists(self._next_segment):  # noqa: ASYNC240
@@ -510,17 +582,21 @@ class JournalStore(IndexedStore):
                 f"journal {self.segment_path} shrank under us (to {size} bytes from "
                 f"{self._offset}); was it repaired while in use? Reopen the store."
             )
-        data = files.read_from(self._segment_fd, self._offset)
-        found = scan(data, self._offset, tolerate_holes=self._fsync != "always")
+        data = fileio.read_from(self._segment_fd, self._offset)
+        found = scan(data, self._offset, tolerate_holes=self._tolerate_holes)
+        if found.damaged and not exclusive:
+            # maybe a write that was still being copied in as we read: look again
+            # with writers kept out
+            await self._flock(exclusive=False)
+            try:
+                data = fileio.read_from(self._segment_fd, self._offset)
+                found = scan(data, self._offset, tolerate_holes=self._tolerate_holes)
+            finally:
+                fileio.unlock(self._lock_fd)
         if found.damaged:
             assert found.bad_offset is not None
             raise JournalCorruptError(self.segment_path, found.bad_offset, found.reason)
-        events: list[Event] = []
-        for batch in found.batches:
-            events.extend(decode(batch, self.segment_path, found.end))
-        self._index.apply_all(events)
-        self._offset = found.end
-        self._records += len(events)
+        events = self._apply_found(found)
         if found.torn and exclusive:
             # we hold the exclusive lock, so no writer is mid-write: a dead one left this
             log.warning(
@@ -528,64 +604,38 @@ class JournalStore(IndexedStore):
                 self.segment_path,
                 found.end,
             )
-            os.ftruncate(self._segment_fd, found.end)
+            fileio.truncate(self._segment_fd, found.end)
+        return events
+
+    def _apply_found(self, found: Scan) -> list[Event]:
+        events: list[Event] = []
+        apply_scan(self._index, found, self.segment_path, 2, collect=events)
+        self._offset = found.end
+        self._records += len(events)
+        if found.last_frame is not None:
+            self._last_frame = found.last_frame
         return events
 
     async def _reload(self) -> None:
         """Another process compacted: switch to the newest segment."""
-        number = files.list_segments(self._base_dir)[-1]
-        fd, replayed = await trio.to_thread.run_sync(lambda: self._load(number, exclusive=False))
+        loaded = await trio.to_thread.run_sync(
+            lambda: load_newest(self._base_dir, self._lock_fd, tolerate_holes=self._tolerate_holes)
+        )
         await self._sync_idle()
         os.close(self._segment_fd)
-        self._segment_fd, self._segment = fd, number
-        self._index, self._offset, self._records = replayed.index, replayed.end, replayed.records
-        self._synced = self._offset
+        self._adopt(loaded)
 
     # ------------------------------------------------------------ compaction
 
     async def compact(self) -> None:
         """Rewrite the journal as its live state only, safely at any instant.
 
-        The new segment is written to a temporary file, synced, renamed into
-        place and the directory synced before the old segment is removed; a
-        crash at any point leaves one complete segment to open. Holds the
-        exclusive lock meanwhile, so other processes wait.
+        The new segment is written to a temporary file and synced while other
+        processes go on committing; then, under the exclusive lock, what they
+        committed meanwhile is copied over, the new segment renamed into place
+        and the directory synced before the old segment is removed. A crash at
+        any point leaves one complete segment to open.
         """
-        self._check_usable()
+        await self._usable()
         with trio.CancelScope(shield=True):
-            async with self._io_lock:
-                await self._flock(exclusive=True)
-                try:
-                    self._applied(await self._catch_up(exclusive=True))
-                    await self._compact_locked()
-                finally:
-                    files.unlock(self._lock_fd)
-
-    async def _compact_locked(self) -> None:
-        snapshot = self._index.snapshot()
-        number = self._segment + 1
-        old_fd, old_path = self._segment_fd, self.segment_path
-
-        def write() -> tuple[int, int]:
-            size = write_segment(self._base_dir, number, snapshot)
-            return files.open_segment(files.segment_path(self._base_dir, number)), size
-
-        fd, size = await trio.to_thread.run_sync(write)
-        await self._sync_idle()
-        self._segment_fd, self._segment = fd, number
-        self._offset, self._records, self._synced = size, len(snapshot), size
-        os.close(old_fd)
-        files.remove_quietly(old_path)
-        await trio.to_thread.run_sync(files.fsync_dir, self._base_dir)
-        log.info("journal %s compacted: %d live tasks", self._base_dir, len(self._index.tasks))
-
-    async def _maybe_compact(self) -> None:
-        records = self._records
-        if self._state != "open" or records < self._compact_min_records:
-            return
-        dead = records - len(self._index.tasks)
-        if dead >= self._compact_threshold * records:
-            try:
-                await self.compact()
-            except (OSError, StoreError):
-                log.exception("journal %s: compaction failed", self._base_dir)
+            await self._maintenance.compact()
