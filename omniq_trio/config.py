@@ -101,6 +101,12 @@ class Settings:
     #: How long a claim stays valid without renewal; renewed every third of it.
     lease_duration: float = attrs.field(default=30.0, validator=_positive)
 
+    #: How long a worker's store may stay unavailable (failing writes, a lost
+    #: connection) before the worker stops: ``run()`` raises
+    #: ``StoreUnavailableError`` and ``omniq-trio worker`` exits with status 75,
+    #: so that a supervisor restarts it. Shorter failures are waited out.
+    store_failure_timeout: float = attrs.field(default=300.0, validator=_positive)
+
     #: Retries for tasks enqueued without ``max_retries``.
     default_max_retries: int = attrs.field(default=0, validator=_int_at_least(0))
     #: Execution timeout for tasks enqueued without ``timeout`` (``None``: no limit).

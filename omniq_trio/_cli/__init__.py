@@ -3,7 +3,8 @@
 Every store option also comes from its ``OMNIQ_*`` variable
 (:meth:`Settings.from_env`); a flag wins over the variable. Exit codes: 0 done,
 1 it could not be done (unknown task, no journal, store error), 2 the command
-line or the settings are wrong, 130 interrupted.
+line or the settings are wrong, 75 a worker stopped because its store stayed
+unavailable (EX_TEMPFAIL: restart it), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from .. import __version__
+from .._serve import EX_TEMPFAIL
 from ..config import Settings
 from ..errors import (
     ConfigError,
     FunctionImportError,
     OmniQError,
     SerializationError,
+    StoreUnavailableError,
     TaskOptionError,
 )
 from ..models import TaskStatus
@@ -49,7 +52,8 @@ examples:
 
 Options have OMNIQ_* twins (OMNIQ_BASE_DIR, OMNIQ_DSN, OMNIQ_CONCURRENCY, ...);
 a flag wins over its variable. Exit codes: 0 done, 1 failed (unknown task, no
-journal, store error), 2 bad command line or settings, 130 interrupted.
+journal, store error), 2 bad command line or settings, 75 worker stopped: its store
+stayed unavailable (restart it), 130 interrupted.
 """
 
 
@@ -290,6 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         error = _sole(exc)
         if isinstance(error, CliError):
             code = error.code
+        elif isinstance(error, StoreUnavailableError):
+            code = EX_TEMPFAIL
         elif isinstance(error, _USAGE_ERRORS):
             code = 2
         elif isinstance(error, OmniQError | OSError):

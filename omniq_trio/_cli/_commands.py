@@ -21,7 +21,7 @@ import trio
 from .._client import AsyncOmniQ
 from .._clock import DEFAULT_CLOCK
 from .._functions import func_path
-from .._serve import serve
+from .._serve import run_worker
 from ..config import Settings
 from ..models import TaskStatus
 from ..store import JournalStore, repair_journal
@@ -106,7 +106,7 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
             raise CliError(
                 f"cannot import {module!r} (--import / OMNIQ_IMPORTS): {type(exc).__name__}: {exc}"
             ) from None
-    trio.run(serve, settings)
+    trio.run(run_worker, settings)  # StoreUnavailableError: exit status 75 (main)
     return 0
 
 

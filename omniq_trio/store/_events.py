@@ -44,6 +44,9 @@ class Put:
     #: Its place in enqueue order, which listing cursors point at (a compacted snapshot
     #: keeps it; ``None``: after every task before it).
     order: int | None = None
+    #: A claimable task's place among the claimable ones, for the FIFO order of claims
+    #: (a compacted snapshot keeps it; ``None``: after every one queued before it).
+    queued: int | None = None
 
 
 @attrs.frozen

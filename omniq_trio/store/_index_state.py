@@ -169,9 +169,12 @@ class IndexState:
         return events
 
     def snapshot_tasks(self) -> Iterator[Put]:
-        order = self.cols.order
+        order, qseq = self.cols.order, self.cols.qseq
+        # claimable tasks keep their order among themselves, renumbered from 1
+        queued = sorted((qseq[slot], slot) for slot in range(len(qseq)) if qseq[slot])
+        place = {slot: i for i, (_, slot) in enumerate(queued, 1)}
         for slot in self.live_slots():
-            yield Put(self.task(slot), self.result(slot), order[slot])
+            yield Put(self.task(slot), self.result(slot), order[slot], place.get(slot))
 
     def frozen(self, payloads: PayloadSource) -> IndexState:
         """A copy that reads as this index does now, for rebuilding tasks elsewhere (a
@@ -188,6 +191,7 @@ class IndexState:
             "attempts",
             "lost_runs",
             "order",
+            "qseq",
             "task_ref",
             "error_ref",
             "result_ref",
@@ -268,7 +272,7 @@ class IndexState:
             self.unique[task.unique_key] = slot
             self.unique_of[slot] = task.unique_key
         if code in _CLAIMABLE:
-            self.lanes.push(slot)
+            self.lanes.push(slot, event.queued)
         elif code == _RUNNING and task.worker_id is not None:
             self.running[slot] = [task.worker_id, task.lease_until]
             self.held.setdefault(task.worker_id, set()).add(slot)

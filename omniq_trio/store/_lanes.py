@@ -127,10 +127,14 @@ class Lanes:
         #: the last sequence number given out
         self.seq = 0
 
-    def push(self, slot: int) -> None:
-        """Queue ``slot`` at its eta (a new entry; an older one of the slot dies)."""
+    def push(self, slot: int, seq: int | None = None) -> None:
+        """Queue ``slot`` at its eta (a new entry; an older one of the slot dies), after
+        every slot queued before (or as ``seq``, a place kept by a snapshot, says)."""
         cols = self.cols
-        self.seq = seq = self.seq + 1
+        if seq is None:
+            self.seq = seq = self.seq + 1
+        else:
+            self.seq = max(self.seq, seq)
         cols.qseq[slot] = seq
         lanes = self.by_queue.get(queue := cols.queue_of(slot))
         if lanes is None:

@@ -7,6 +7,7 @@ import trio
 from .._clock import Clock
 from ..logging import log_task_released, worker_logger
 from ..store import Store
+from ._health import StoreHealth
 
 __all__ = ["lease_keeper"]
 
@@ -19,6 +20,7 @@ async def lease_keeper(
     result_ttl: float,
     failed_ttl: float,
     clock: Clock,
+    health: StoreHealth | None = None,
 ) -> None:
     """Every third of ``lease_duration``: renew, reclaim, purge. Runs until cancelled.
 
@@ -42,5 +44,10 @@ async def lease_keeper(
             await store.purge(
                 finished_before=now - result_ttl, failed_before=now - failed_ttl, limit=10_000
             )
-        except Exception:
+        except Exception as exc:
             worker_logger.exception("lease upkeep failed; retrying in %.1fs", lease_duration / 3)
+            if health is not None:
+                health.failed(exc)
+        else:
+            if health is not None:
+                health.ok()

@@ -18,6 +18,7 @@ from ..logging import log_task_released, worker_logger
 from ..models import Task
 from ..store import Change, Store
 from ._executor import cleanup_scope
+from ._health import StoreHealth
 
 __all__ = ["poller"]
 
@@ -34,6 +35,7 @@ async def poller(
     poll_interval: float,
     lease_duration: float,
     clock: Clock,
+    health: StoreHealth | None = None,
 ) -> None:
     """Claim and hand out tasks until cancelled; closes ``task_send`` on the way out."""
     error_backoff = 0.0
@@ -51,9 +53,11 @@ async def poller(
                     worker_id, now=now, limit=held, lease_until=now + lease_duration
                 )
                 due = None if tasks else await store.next_due(now=clock.now())
-            except Exception:
+            except Exception as exc:
                 for _ in range(held):
                     credits.release()
+                if health is not None:
+                    health.failed(exc)
                 error_backoff = min(MAX_ERROR_BACKOFF, max(poll_interval, 2 * error_backoff))
                 worker_logger.exception(
                     "claiming tasks failed; trying again in %.1fs", error_backoff
@@ -61,6 +65,8 @@ async def poller(
                 await trio.sleep(error_backoff)
                 continue
             error_backoff = 0.0
+            if health is not None:
+                health.ok()
             for _ in range(held - len(tasks)):
                 credits.release()
             if tasks:

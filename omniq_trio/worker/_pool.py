@@ -35,11 +35,12 @@ import trio
 from .._clock import Clock
 from .._codec import Codec
 from ..config import Settings
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreUnavailableError
 from ..logging import log_worker_started, log_worker_stopped
 from ..models import Task
 from ..store import Store
 from ._executor import CLEANUP_TIMEOUT, Finished, TaskRunner, executor
+from ._health import StoreHealth
 from ._leases import lease_keeper
 from ._poller import poller
 from ._recorder import OUTCOME_BUFFER, recorder
@@ -89,6 +90,8 @@ class WorkerPool:
     _counters: Counters = attrs.field(factory=Counters)
     _started_at: float | None = None
     _uptime: float | None = None
+    #: why the pool gave up on its store, if it did
+    _unavailable: StoreUnavailableError | None = None
 
     @property
     def concurrency(self) -> int:
@@ -157,7 +160,12 @@ class WorkerPool:
     async def run(
         self, *, task_status: trio.TaskStatus[WorkerPool] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Run until stopped; with ``nursery.start`` it returns once the pool is running."""
+        """Run until stopped; with ``nursery.start`` it returns once the pool is running.
+
+        Raises :class:`~omniq_trio.errors.StoreUnavailableError` if the store keeps
+        failing for ``Settings.store_failure_timeout`` (the pool stops first, as
+        ``stop(timeout=0)`` would).
+        """
         if self._state != "new":
             raise RuntimeError("a WorkerPool runs once; get a new one from omniq.worker()")
         self._state = "running"
@@ -170,6 +178,8 @@ class WorkerPool:
                 worker_id=self._worker_id,
             )
             await self._supervise(task_status)
+            if self._unavailable is not None:
+                raise self._unavailable
         finally:
             self._uptime = trio.current_time() - self._started_at
             self._state = "finished"
@@ -192,7 +202,9 @@ class WorkerPool:
             counters=self._counters,
             rand=self._rand,
         )
+        health = StoreHealth(settings.store_failure_timeout)
         async with trio.open_nursery() as supervisor:
+            supervisor.start_soon(health.watch, self._give_up)
             supervisor.start_soon(
                 functools.partial(
                     lease_keeper,
@@ -202,6 +214,7 @@ class WorkerPool:
                     result_ttl=settings.result_ttl,
                     failed_ttl=settings.failed_ttl,
                     clock=self._clock,
+                    health=health,
                 )
             )
             async with trio.open_nursery() as workers:
@@ -213,6 +226,7 @@ class WorkerPool:
                         store=self._store,
                         worker_id=self._worker_id,
                         counters=self._counters,
+                        health=health,
                     )
                 )
                 with self._executor_scope:
@@ -228,15 +242,19 @@ class WorkerPool:
                                     runner,
                                     credits,
                                 )
-                        crew.start_soon(self._run_poller, task_send, credits)
+                        crew.start_soon(self._run_poller, task_send, credits, health)
                         task_status.started(self)
                 # The executors are done and have closed their outcome channel
                 # ends; the recorder writes what is left, within a bounded time.
                 workers.cancel_scope.deadline = trio.current_time() + CLEANUP_TIMEOUT
             supervisor.cancel_scope.cancel()
 
+    def _give_up(self, error: StoreUnavailableError) -> None:
+        self._unavailable = error
+        self.stop_nowait(timeout=0)
+
     async def _run_poller(
-        self, task_send: trio.MemorySendChannel[Task], credits: trio.Semaphore
+        self, task_send: trio.MemorySendChannel[Task], credits: trio.Semaphore, health: StoreHealth
     ) -> None:
         with self._poller_scope:
             await poller(
@@ -247,6 +265,7 @@ class WorkerPool:
                 poll_interval=self._poll_interval,
                 lease_duration=self._settings.lease_duration,
                 clock=self._clock,
+                health=health,
             )
 
     def stop_nowait(self, timeout: float | None = None) -> None:

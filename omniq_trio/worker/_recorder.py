@@ -15,6 +15,7 @@ from ..logging import (
 )
 from ..store import OutcomeKind, Store
 from ._executor import Finished, cleanup_scope
+from ._health import StoreHealth
 from ._stats import Counters
 
 __all__ = ["OUTCOME_BUFFER", "recorder"]
@@ -37,6 +38,7 @@ async def recorder(
     store: Store,
     worker_id: str,
     counters: Counters,
+    health: StoreHealth | None = None,
 ) -> None:
     """Record outcomes until every executor has closed its end of the channel.
 
@@ -52,13 +54,17 @@ async def recorder(
         try:
             async for first in outcome_receive:
                 batch = [first, *_take(outcome_receive, MAX_BATCH - 1)]
-                await _record(batch, store=store, worker_id=worker_id, counters=counters)
+                await _record(
+                    batch, store=store, worker_id=worker_id, counters=counters, health=health
+                )
                 batch = []
         finally:
             batch += _take(outcome_receive, OUTCOME_BUFFER)
             if batch:
                 with cleanup_scope():
-                    await _record(batch, store=store, worker_id=worker_id, counters=counters)
+                    await _record(
+                        batch, store=store, worker_id=worker_id, counters=counters, health=health
+                    )
 
 
 def _take(outcome_receive: trio.MemoryReceiveChannel[Finished], limit: int) -> list[Finished]:
@@ -73,16 +79,25 @@ def _take(outcome_receive: trio.MemoryReceiveChannel[Finished], limit: int) -> l
 
 
 async def _record(
-    batch: list[Finished], *, store: Store, worker_id: str, counters: Counters
+    batch: list[Finished],
+    *,
+    store: Store,
+    worker_id: str,
+    counters: Counters,
+    health: StoreHealth | None = None,
 ) -> None:
     try:
         errors = await store.record([finished.outcome for finished in batch])
-    except Exception:
+    except Exception as exc:
         # The store could not take them (I/O error, lost connection). Hand the
         # tasks back so they run again rather than sit RUNNING under our lease.
         worker_logger.exception("could not record %d outcome(s); releasing the tasks", len(batch))
-        await _release([f.task.id for f in batch], store=store, worker_id=worker_id)
+        if health is not None:
+            health.failed(exc)
+        await _release([f.task.id for f in batch], store=store, worker_id=worker_id, health=health)
         return
+    if health is not None:
+        health.ok()
     for finished, error in zip(batch, errors, strict=True):
         task, outcome = finished.task, finished.outcome
         if error is not None:
@@ -101,7 +116,9 @@ async def _record(
             log_task_failed(task, outcome.error)
 
 
-async def _release(task_ids: list[str], *, store: Store, worker_id: str) -> None:
+async def _release(
+    task_ids: list[str], *, store: Store, worker_id: str, health: StoreHealth | None = None
+) -> None:
     """Release ``task_ids``, trying until the store takes it.
 
     Giving up would strand the tasks: the lease keeper goes on renewing every
@@ -114,12 +131,16 @@ async def _release(task_ids: list[str], *, store: Store, worker_id: str) -> None
         with cleanup_scope():
             try:
                 released = await store.release(task_ids, worker_id=worker_id)
-            except Exception:
+            except Exception as exc:
                 worker_logger.exception(
                     "could not release them either; trying again in %.1fs", wait
                 )
+                if health is not None:
+                    health.failed(exc)
             else:
                 log_task_released(released, "their outcome could not be recorded")
+                if health is not None:
+                    health.ok()
                 return
         await trio.sleep(wait)
         wait = min(2 * wait, RELEASE_RETRY_MAX)

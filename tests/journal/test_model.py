@@ -21,6 +21,8 @@ WORKERS = ("w1", "w2")
 ERROR = TaskError("builtins.ValueError", "boom")
 FINISHED = {TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED}
 MAX_LOST_RUNS = 1
+#: Small journals that compact and checkpoint often, so that reopening reads both.
+OPTIONS = {"compact_min_records": 8, "compact_threshold": 0.5, "checkpoint_records": 6}
 
 operations = st.lists(
     st.one_of(
@@ -112,7 +114,7 @@ async def check(store: JournalStore, model: Model) -> None:
 async def test_journal_agrees_with_the_model(ops: list[tuple[Any, ...]]) -> None:
     with tempfile.TemporaryDirectory() as directory:
         base = Path(directory)
-        store = JournalStore(base, compact_min_records=8, compact_threshold=0.5)
+        store = JournalStore(base, **OPTIONS)
         await store.open()
         model = Model()
         try:
@@ -205,6 +207,6 @@ async def apply(op: tuple[Any, ...], store: JournalStore, model: Model, base: Pa
             await store.compact()
         case ("reopen",):
             await store.aclose()
-            store = JournalStore(base, compact_min_records=8, compact_threshold=0.5)
+            store = JournalStore(base, **OPTIONS)
             await store.open()
     return store

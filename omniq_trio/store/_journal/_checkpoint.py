@@ -242,15 +242,17 @@ def _load(
 
 
 def _check_frame(segment_fd: int, end: int, last_frame: list[int] | None) -> None:
-    """The segment has a frame ending exactly at ``end`` with the recorded checksum."""
+    """The segment holds, intact, the frame the checkpoint says ends at ``end``."""
     if last_frame is None:
         return
     offset, crc = last_frame
-    header = fileio.pread(segment_fd, 8, offset)
-    if len(header) < 8:
-        raise _Unusable("the segment is shorter than it covers")
-    length = int.from_bytes(header[:4], "little")
-    if int.from_bytes(header[4:], "little") != crc or offset + 8 + length != end:
+    frame = fileio.pread(segment_fd, end - offset, offset)
+    if (
+        len(frame) != end - offset
+        or int.from_bytes(frame[:4], "little") != len(frame) - 8
+        or int.from_bytes(frame[4:8], "little") != crc
+        or zlib.crc32(memoryview(frame)[8:]) != crc
+    ):
         raise _Unusable("the segment no longer holds what it covers (repaired?)")
 
 

@@ -33,12 +33,14 @@ log = logging.getLogger("omniq_trio.store.journal")
 _ATTEMPTS: Final = 20
 
 
-def load_newest(base_dir: Path, lock_fd: int, *, tolerate_holes: bool) -> Loaded:
+def load_newest(
+    base_dir: Path, lock_fd: int, maintenance_fd: int, *, tolerate_holes: bool
+) -> Loaded:
     """The newest segment, read up to the end of its last complete batch."""
     for _ in range(_ATTEMPTS):
         numbers = files.list_segments(base_dir)
         if not numbers:
-            _create_first(base_dir, lock_fd)
+            _create_first(base_dir, lock_fd, maintenance_fd)
             continue
         number = numbers[-1]
         try:
@@ -59,13 +61,16 @@ def load_newest(base_dir: Path, lock_fd: int, *, tolerate_holes: bool) -> Loaded
     raise JournalError(f"the journal in {base_dir} kept changing segments while it was opened")
 
 
-def _create_first(base_dir: Path, lock_fd: int) -> None:
+def _create_first(base_dir: Path, lock_fd: int, maintenance_fd: int) -> None:
+    # the maintenance lock too: whoever clears leftovers must not take its temporary file
+    fileio.lock(maintenance_fd, exclusive=True)
     fileio.lock(lock_fd, exclusive=True)
     try:
         if not files.list_segments(base_dir):
             create_segment(base_dir, 1)
     finally:
         fileio.unlock(lock_fd)
+        fileio.unlock(maintenance_fd)
 
 
 def settle_tail(

@@ -106,6 +106,7 @@ def _structure_put(data: dict[str, Any], _: Any) -> Put:
         _structure_task(data["task"], None),
         None if result is None else _converter.structure(result, TaskResult),
         data.get("order"),
+        data.get("queued"),
     )
 
 

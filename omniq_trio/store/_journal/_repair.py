@@ -9,8 +9,8 @@ from pathlib import Path
 import attrs
 
 from ...errors import JournalError
-from . import _files as files
 from . import _fileio as fileio
+from . import _files as files
 from ._frames import data_start, read_header, scan
 from ._records import decode_batch, decode_lines
 

@@ -164,6 +164,11 @@ class JournalStore(IndexedStore):
         self._segment_id = b""
         # bytes of the segment written and synced; one durable sync at a time
         self._synced = 0
+        #: whether other processes' records lie after ``_synced`` (then what is unsynced
+        #: is not all ours to drop after a failed sync)
+        self._foreign_unsynced = False
+        #: (segment, from, to): our unsynced bytes when a sync failed, to drop at reopen
+        self._doubtful: tuple[int, int, int] | None = None
         self._sync_done: trio.Event | None = None
         self._sync_scheduled = False
         self._last_sync = -float("inf")
@@ -233,10 +238,14 @@ class JournalStore(IndexedStore):
         try:
             maintenance_fd = files.open_lock(self._base_dir, files.MAINTENANCE_LOCK_NAME)
             clear_leftovers(self._base_dir, maintenance_fd)
-            loaded = load_newest(self._base_dir, lock_fd, tolerate_holes=self._tolerate_holes)
+            loaded = load_newest(
+                self._base_dir, lock_fd, maintenance_fd, tolerate_holes=self._tolerate_holes
+            )
             if loaded.version == 1:
                 upgrade(self._base_dir, loaded, lock_fd, maintenance_fd)
-                loaded = load_newest(self._base_dir, lock_fd, tolerate_holes=self._tolerate_holes)
+                loaded = load_newest(
+                    self._base_dir, lock_fd, maintenance_fd, tolerate_holes=self._tolerate_holes
+                )
         except BaseException:
             os.close(lock_fd)
             if maintenance_fd >= 0:
@@ -244,7 +253,7 @@ class JournalStore(IndexedStore):
             raise
         self._lock_fd, self._maintenance_fd = lock_fd, maintenance_fd
         self._adopt(loaded)
-        self._state, self._failure, self._backoff = "open", None, FIRST_BACKOFF
+        self._state, self._failure = "open", None
 
     def _adopt(self, loaded: Loaded) -> None:
         """Make ``loaded`` the segment appends go to (its descriptor is ours to close)."""
@@ -253,6 +262,7 @@ class JournalStore(IndexedStore):
         self._index, self._offset, self._records = loaded.index, loaded.end, loaded.records
         self._last_frame = loaded.last_frame
         self._synced = self._offset
+        self._foreign_unsynced = False
         self._maintenance.loaded(loaded.checkpoint_records)
 
     async def aclose(self) -> None:
@@ -294,21 +304,45 @@ class JournalStore(IndexedStore):
                     return
                 await self._sync_idle()
                 try:
+                    await trio.to_thread.run_sync(self._drop_doubtful)
                     await trio.to_thread.run_sync(self._open_sync)
                 except (OSError, JournalError) as exc:
-                    self._backoff = min(MAX_BACKOFF, self._backoff * 2)
                     self._retry_at = trio.current_time() + self._backoff
+                    self._backoff = min(MAX_BACKOFF, self._backoff * 2)
                     log.warning(
                         "journal %s: reopening failed (%s); trying again in %.1fs",
                         self._base_dir,
                         exc,
-                        self._backoff,
+                        self._retry_at - trio.current_time(),
                     )
                     raise StoreError(
                         f"the journal in {self._base_dir} could not be reopened ({exc})"
                     ) from exc
         log.warning("journal %s: reopened after a failure; carrying on", self._base_dir)
         self._notify_all()
+
+    def _drop_doubtful(self) -> None:
+        """After a failed sync: remove the bytes it was to make durable, if they are all
+        ours and nothing follows them (their callers were told the change failed; the
+        disk must not say otherwise). Blocking."""
+        if self._doubtful is None:
+            return
+        segment, start, end = self._doubtful
+        if segment == self._segment and self._segment_fd >= 0:
+            fileio.lock(self._lock_fd, exclusive=True)
+            try:
+                if os.fstat(self._segment_fd).st_size == end:
+                    fileio.truncate(self._segment_fd, start)
+                    fileio.durable_sync(self._segment_fd)
+                    log.warning(
+                        "journal %s: dropped %d bytes of changes whose sync failed (their "
+                        "callers were told so)",
+                        self.segment_path,
+                        end - start,
+                    )
+            finally:
+                fileio.unlock(self._lock_fd)
+        self._doubtful = None
 
     def _check_usable(self) -> None:
         if self._state == "closed":
@@ -319,6 +353,10 @@ class JournalStore(IndexedStore):
         if self._state != "open":
             return
         self._state, self._failure = "failed", exc
+        if self._fsync == "always" and not self._foreign_unsynced and self._synced < self._offset:
+            # nothing after _synced was acknowledged (claims aside, which need not last)
+            self._doubtful = (self._segment, self._synced, self._offset)
+        # failures with no success in between wait longer and longer, up to MAX_BACKOFF
         self._retry_at = trio.current_time() + self._backoff
         log.error(
             "journal %s failed: %s; reopening it from disk in %.1fs",
@@ -326,6 +364,7 @@ class JournalStore(IndexedStore):
             exc,
             self._backoff,
         )
+        self._backoff = min(MAX_BACKOFF, self._backoff * 2)
 
     def _notify_all(self) -> None:
         """Everything may have changed (opened, or another process compacted)."""
@@ -456,15 +495,20 @@ class JournalStore(IndexedStore):
         """Acknowledge the batch's durable ops once it is as durable as the policy asks."""
         if not written.durable:
             return
+        segment, offset = written.end
         try:
-            await self._sync_to(*written.end)
+            await self._sync_to(segment, offset)
         except OSError as exc:
             self._fail_ops([op for op, _ in written.durable], exc)
             return
-        if self._state != "open" and written.end[0] == self._segment:
-            # failed while the sync was pending: it may not be on disk
-            self._fail_ops([op for op, _ in written.durable], StoreError("the journal failed"))
+        if self._fsync == "always" and segment == self._segment and self._synced < offset:
+            # the store failed before its sync: it may not be on disk
+            error = StoreError(f"the journal in {self._base_dir} failed before this was synced")
+            error.__cause__ = self._failure
+            for op, _ in written.durable:
+                op.finish(error=error)
             return
+        self._backoff = FIRST_BACKOFF  # written and synced: the journal works
         for op, result in written.durable:
             op.finish(result=result)
 
@@ -487,6 +531,8 @@ class JournalStore(IndexedStore):
                 self._sync_done.set()
                 self._sync_done = None
             self._synced, self._last_sync = max(self._synced, target), now
+            if self._synced >= self._offset:
+                self._foreign_unsynced = False
 
     def _sync_later(self, deadline: float) -> None:
         """Under fsync="interval", make sure what was just acknowledged is synced by ``deadline``
@@ -531,23 +577,22 @@ class JournalStore(IndexedStore):
 
     async def _read(self, query: Callable[[TaskIndex], R]) -> R:
         await self._usable()
-        if self._may_have_news():
-            with trio.CancelScope(shield=True):
-                async with self._io_lock:
-                    try:
-                        events = await self._catch_up(exclusive=False)
-                    except JournalError as exc:
-                        self._fail(exc)
-                        raise
-            self._applied(events)
-            self._maintenance.maybe_start()
-        else:
-            await trio.lowlevel.checkpoint()
         try:
+            if self._may_have_news():
+                with trio.CancelScope(shield=True):
+                    async with self._io_lock:
+                        events = await self._catch_up(exclusive=False)
+                self._applied(events)
+                self._maintenance.maybe_start()
+            else:
+                await trio.lowlevel.checkpoint()
             return query(self._index)
-        except JournalCorruptError as exc:  # a payload that cannot be read back
+        except (OSError, JournalError) as exc:
+            # a read that failed (or found damage): the state is not to be trusted
             self._fail(exc)
-            raise
+            if isinstance(exc, JournalError):
+                raise
+            raise StoreError(f"journal read failed: {exc}") from exc
 
     def _may_have_news(self) -> bool:
         """Whether another process may have appended or compacted (cheap: two stats)."""
@@ -608,6 +653,8 @@ class JournalStore(IndexedStore):
         return events
 
     def _apply_found(self, found: Scan) -> list[Event]:
+        if self._synced < self._offset and found.end > self._offset:
+            self._foreign_unsynced = True
         events: list[Event] = []
         apply_scan(self._index, found, self.segment_path, 2, collect=events)
         self._offset = found.end
@@ -619,7 +666,12 @@ class JournalStore(IndexedStore):
     async def _reload(self) -> None:
         """Another process compacted: switch to the newest segment."""
         loaded = await trio.to_thread.run_sync(
-            lambda: load_newest(self._base_dir, self._lock_fd, tolerate_holes=self._tolerate_holes)
+            lambda: load_newest(
+                self._base_dir,
+                self._lock_fd,
+                self._maintenance_fd,
+                tolerate_holes=self._tolerate_holes,
+            )
         )
         await self._sync_idle()
         os.close(self._segment_fd)
