@@ -12,3 +12,7 @@ async def noop() -> None:
 async def since(enqueued_at: float) -> float:
     """Seconds from enqueue (wall clock) to the start of this run."""
     return time.time() - enqueued_at
+
+
+def noop_sync() -> None:
+    """Does nothing, in a worker thread: what is measured is the queue and the thread hop."""

@@ -7,8 +7,10 @@
 
 Workload (as in the project's bar): N no-op tasks enqueued by one producer,
 then processed by worker(s) of concurrency 4. Figures are printed, never
-asserted. Worker processes beyond the first run ``omniq_trio.serve`` in
-subprocesses.
+asserted. With ``--workers 1`` the worker runs **in the producer's process**
+(in-process figures); more workers run ``omniq_trio.serve`` in subprocesses.
+For the topology users deploy (producer, worker and monitor processes), side
+by side with huey, see ``benchmarks/compare.py``.
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ def _spawn_workers(
         **settings_env,
         "OMNIQ_CONCURRENCY": str(concurrency),
         "OMNIQ_LOG_LEVEL": "WARNING",
+        # the functions these workers run (a worker runs only registered tasks)
+        "OMNIQ_IMPORTS": "benchmarks.tasks",
     }
     env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
     code = "import trio, omniq_trio; trio.run(omniq_trio.serve)"

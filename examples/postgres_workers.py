@@ -41,7 +41,9 @@ def start_workers(dsn: str) -> list[subprocess.Popen[bytes]]:
         "OMNIQ_POSTGRES_SCHEMA": SCHEMA,
         "OMNIQ_CONCURRENCY": "4",
         "OMNIQ_LOG_LEVEL": "WARNING",
-        # the workers import tasks by path: "postgres_workers:whoami"
+        # the workers run the functions of this module (this file, imported by
+        # its module name): tasks name them by path, "postgres_workers:whoami"
+        "OMNIQ_IMPORTS": "postgres_workers",
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
     }
     code = "import trio, omniq_trio; trio.run(omniq_trio.serve)"

@@ -10,14 +10,18 @@
         result = await omniq.get_result(task_id, wait=True)
         await workers.stop()
 
-``OmniQ`` has the same methods, blocking, for code that does not run trio.
+``OmniQ`` has the same methods, blocking, for code that does not run trio;
+``AsyncioOmniQ`` as coroutines for asyncio code.
 """
 
 from omniq_trio._reexport import publish
 
+from ._asyncio import AsyncioOmniQ as AsyncioOmniQ
+from ._asyncio_pool import AsyncioWorkerPool as AsyncioWorkerPool
 from ._call import RESERVED_OPTIONS as RESERVED_OPTIONS
 from ._call import Call as Call
 from ._client import AsyncOmniQ as AsyncOmniQ
+from ._registry import task as task
 from ._serve import serve as serve
 from ._sync import OmniQ as OmniQ
 from ._sync import SyncWorkerPool as SyncWorkerPool
@@ -29,13 +33,18 @@ from .errors import InvalidTransitionError as InvalidTransitionError
 from .errors import JournalCorruptError as JournalCorruptError
 from .errors import LeaseLostError as LeaseLostError
 from .errors import OmniQError as OmniQError
+from .errors import ResultTooLargeError as ResultTooLargeError
 from .errors import SerializationError as SerializationError
 from .errors import StoreError as StoreError
 from .errors import StoreUnavailableError as StoreUnavailableError
+from .errors import TaskModuleImportError as TaskModuleImportError
 from .errors import TaskNotFoundError as TaskNotFoundError
 from .errors import TaskOptionError as TaskOptionError
 from .errors import TaskTimeoutError as TaskTimeoutError
+from .errors import TaskTooLargeError as TaskTooLargeError
+from .errors import TransactionalEnqueueError as TransactionalEnqueueError
 from .errors import UniqueConflictError as UniqueConflictError
+from .errors import UnregisteredTaskError as UnregisteredTaskError
 from .errors import WorkerLostError as WorkerLostError
 from .models import Enqueued as Enqueued
 from .models import Progress as Progress
@@ -57,6 +66,8 @@ __version__ = "0.1.0"
 __all__ = [
     "RESERVED_OPTIONS",
     "AsyncOmniQ",
+    "AsyncioOmniQ",
+    "AsyncioWorkerPool",
     "Call",
     "ConfigError",
     "DuplicateTaskError",
@@ -71,6 +82,7 @@ __all__ = [
     "Progress",
     "QueueInfo",
     "RateLimit",
+    "ResultTooLargeError",
     "ScheduleInfo",
     "SerializationError",
     "Settings",
@@ -80,17 +92,22 @@ __all__ = [
     "SyncWorkerPool",
     "Task",
     "TaskError",
+    "TaskModuleImportError",
     "TaskNotFoundError",
     "TaskOptionError",
     "TaskPage",
     "TaskResult",
     "TaskStatus",
     "TaskTimeoutError",
+    "TaskTooLargeError",
+    "TransactionalEnqueueError",
     "UniqueConflictError",
+    "UnregisteredTaskError",
     "WorkerInfo",
     "WorkerLostError",
     "WorkerPool",
     "serve",
+    "task",
 ]
 
 publish(globals(), __all__)

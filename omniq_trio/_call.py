@@ -11,6 +11,7 @@ import attrs
 
 from ._codec import Codec
 from ._functions import func_path
+from ._limits import check_call_size
 from ._validate import check_int, check_queue_name, check_seconds, is_number, to_tuple
 from .config import Settings
 from .errors import TaskOptionError
@@ -58,8 +59,10 @@ class Call:
     ``func`` is a module-level function or a ``"module:qualname"`` string.
     ``eta`` is an aware ``datetime`` or seconds since the epoch; ``delay``,
     ``interval``, ``timeout`` and ``unique_for`` are seconds or ``timedelta``.
-    Options left as ``None`` take their default from
-    :class:`~omniq_trio.config.Settings`.
+    Options left as ``None`` take their default from the function's
+    ``@omniq_trio.task(...)`` (when ``func`` is the function object), then
+    from :class:`~omniq_trio.config.Settings` (``priority``: 0,
+    ``retry_on_timeout``: False).
     """
 
     func: Callable[..., Any] | str = attrs.field(kw_only=False)
@@ -70,8 +73,8 @@ class Call:
     interval: Seconds | None = None
     max_retries: int | None = None
     timeout: Seconds | None = None
-    priority: int = 0
-    retry_on_timeout: bool = False
+    priority: int | None = None
+    retry_on_timeout: bool | None = None
     #: The named queue (default ``"default"``).
     queue: str | None = None
     #: While a task with this key has not finished, enqueuing it again creates nothing.
@@ -145,12 +148,15 @@ def build_task(call: Call, *, settings: Settings, codec: Codec, now: float) -> T
     if unique_for is not None and unique_key is None:
         raise TaskOptionError("unique_for needs a unique_key")
     args, kwargs = codec.encode_args(call.args, call.kwargs)
+    check_call_size(path, args, kwargs, limit=settings.max_task_bytes)
     return Task(
         id=uuid.uuid4().hex,
         func=path,
         args=args,
         kwargs=kwargs,
-        priority=check_int(call.priority, name="priority", error=TaskOptionError),
+        priority=0
+        if call.priority is None
+        else check_int(call.priority, name="priority", error=TaskOptionError),
         eta=eta,
         interval=_seconds("interval", call.interval, allow_zero=False),
         max_retries=check_int(max_retries, name="max_retries", error=TaskOptionError, minimum=0),

@@ -14,9 +14,10 @@ from ._call import Call, Eta, Seconds, build_task
 from ._clock import DEFAULT_CLOCK, Clock
 from ._codec import codec_for
 from ._functions import func_path
+from ._registry import prepare_call
 from ._validate import check_int, check_queue_name, check_seconds
 from .config import Settings
-from .errors import ConfigError, TaskOptionError
+from .errors import ConfigError, TaskOptionError, TransactionalEnqueueError
 from .models import (
     Enqueued,
     QueueInfo,
@@ -114,8 +115,8 @@ class AsyncOmniQ:
         interval: Seconds | None = None,
         max_retries: int | None = None,
         timeout: Seconds | None = None,
-        priority: int = 0,
-        retry_on_timeout: bool = False,
+        priority: int | None = None,
+        retry_on_timeout: bool | None = None,
         queue: str | None = None,
         unique_key: str | None = None,
         unique_for: Seconds | None = None,
@@ -127,18 +128,22 @@ class AsyncOmniQ:
     ) -> str:
         """Enqueue ``func(*args, **kwargs)`` and return the task id once it is stored.
 
-        ``func`` is a module-level function or ``"module:qualname"``. Options:
-        ``eta`` (aware datetime or epoch seconds) or ``delay`` (seconds) for
-        when it may run; ``interval`` to repeat it; ``max_retries`` and
-        ``timeout`` (defaults from Settings); ``priority`` (higher first);
-        ``retry_on_timeout``; ``queue`` (default ``"default"``);
+        ``func`` is a module-level function or ``"module:qualname"``; a
+        function object is registered, so workers in this process run it.
+        Options: ``eta`` (aware datetime or epoch seconds) or ``delay``
+        (seconds) for when it may run; ``interval`` to repeat it;
+        ``max_retries`` and ``timeout``; ``priority`` (higher first, default
+        0); ``retry_on_timeout``; ``queue`` (default ``"default"``);
         ``unique_key``/``unique_for`` (while a task with the key has not
         finished, or finished less than ``unique_for`` seconds ago, nothing new
         is created and that task's id is returned); ``max_lost_runs``;
-        ``headers`` (small string metadata). These names are reserved
+        ``headers`` (small string metadata). Options left unset come from the
+        function's ``@omniq_trio.task(...)`` when ``func`` is the function,
+        then from Settings. These names are reserved
         (:data:`RESERVED_OPTIONS`): a keyword argument *for the task* with one of
         them goes in ``task_kwargs={...}``. Arguments must be JSON data (unless
-        ``serializer="pickle"``); if not, ``SerializationError`` is raised and
+        ``serializer="pickle"``), at most ``Settings.max_task_bytes`` stored; if
+        not, ``SerializationError`` (``TaskTooLargeError``) is raised and
         nothing is stored. :meth:`enqueue_calls` also says whether each call
         created a task.
         """
@@ -177,7 +182,7 @@ class AsyncOmniQ:
         the call's unique key exists (``id`` is then that task's)."""
         tasks = self._build(calls)
         if connection is not None:
-            raise TaskOptionError(
+            raise TransactionalEnqueueError(
                 "connection= (enqueue inside your own database transaction) needs the "
                 "PostgreSQL store; the memory and file stores have no transactions to join"
             )
@@ -190,6 +195,7 @@ class AsyncOmniQ:
         for call in calls:
             if not isinstance(call, Call):
                 raise TaskOptionError(f"enqueue_many takes Call objects, got {call!r}")
+            call = prepare_call(call)  # registers a function object, applies @task defaults
             tasks.append(build_task(call, settings=self.settings, codec=self._codec, now=now))
         return tasks
 

@@ -49,7 +49,12 @@ def func_path(func: Callable[..., Any] | str) -> str:
 
 
 def resolve_func(path: str) -> Callable[..., Any]:
-    """Import the callable named by ``path``; raises :class:`FunctionImportError`."""
+    """Import the callable named by ``path``, following dotted names; raises
+    :class:`FunctionImportError`.
+
+    Workers resolve tasks through the registry (``_registry.resolve_task``),
+    which calls this only under ``Settings.allow_unregistered_tasks``.
+    """
     cached = _resolved.get(path)
     if cached is not None:
         return cached

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import importlib
 import logging
 import signal
 import threading
@@ -38,8 +37,8 @@ async def serve(
     supervisor restarts it. ``await nursery.start(omniq_trio.serve, settings)``
     embeds it and returns the running ``WorkerPool``; stop it with
     ``pool.stop()`` or by cancelling; there a store that stays unavailable
-    raises :class:`~omniq_trio.errors.StoreUnavailableError` instead. Modules in
-    ``settings.imports`` are imported first.
+    raises :class:`~omniq_trio.errors.StoreUnavailableError` instead. The pool
+    imports the modules of ``settings.imports`` first.
     """
     as_process = task_status is trio.TASK_STATUS_IGNORED
     try:
@@ -78,8 +77,6 @@ async def _serve(settings: Settings | None, *, task_status: trio.TaskStatus[Work
     settings = Settings.from_env() if settings is None else settings
     if not logging.getLogger().handlers:
         configure_logging(settings.log_level)
-    for module in settings.imports:
-        importlib.import_module(module)
     async with AsyncOmniQ(settings) as omniq, trio.open_nursery() as nursery:
         pool = omniq.worker()
         if threading.current_thread() is threading.main_thread():

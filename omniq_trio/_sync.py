@@ -10,50 +10,48 @@
     workers.stop(timeout=5.0)
     omniq.close()
 
-Each ``OmniQ`` owns one background thread running ``trio.run``, in which its
-:class:`AsyncOmniQ` lives. A blocking method sends its call there with
-``trio.from_thread.run`` and waits for the answer, so any number of threads
-can call at once; exceptions arrive in the caller's thread unchanged.
+Each ``OmniQ`` owns one background thread running ``trio.run``
+(:class:`~omniq_trio._bridge.TrioThread`), in which its :class:`AsyncOmniQ`
+lives. A blocking method hands its call to that thread and waits for the
+answer, so any number of threads can call at once; exceptions arrive in the
+caller's thread unchanged.
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import functools
-import queue
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Final, Self, TypeVar, final
+from typing import TYPE_CHECKING, Any, Self, final
 
 import attrs
 import trio
 
-from ._call import Call, Seconds
+from . import _transactional
+from ._bridge import TrioThread, not_from_trio
+from ._call import Call, Eta, Seconds
 from ._client import AsyncOmniQ
+from ._codec import codec_for
 from .config import Settings
-from .errors import StoreClosedError
-from .models import Task, TaskResult, TaskStatus
+from .models import (
+    Enqueued,
+    QueueInfo,
+    ScheduleInfo,
+    Task,
+    TaskPage,
+    TaskResult,
+    TaskStatus,
+    WorkerInfo,
+)
 from .store import StoreStats
 from .worker import PoolStatistics, WorkerPool
 
+if TYPE_CHECKING:
+    import psycopg
+
 __all__ = ["OmniQ", "SyncWorkerPool"]
-
-T = TypeVar("T")
-
-#: Name of the background thread, so that it is easy to tell apart in a dump.
-THREAD_NAME: Final = "omniq-trio"
-
-
-def _not_from_trio(what: str) -> None:
-    # trio.from_thread would refuse too, with a message that does not say what to do
-    if trio.lowlevel.in_trio_run():
-        raise RuntimeError(
-            f"OmniQ.{what}() blocks, so it cannot be called from trio code (it would stall "
-            "the event loop, or deadlock inside OmniQ's own thread); use AsyncOmniQ there, "
-            "or trio.to_thread.run_sync"
-        )
 
 
 @final
@@ -67,26 +65,9 @@ class OmniQ:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self._async = AsyncOmniQ(settings)  # checks the settings; does no I/O
-        self._lock = threading.Lock()
-        self._closed = False
-        self._loop_error: Exception | None = None
-        # Touched only in the background thread:
-        self._closing = False
-        self._close_requested = trio.Event()
-        self._calls: set[trio.CancelScope] = set()
-        self._calls_done = trio.Event()
-        self._running_pools: set[SyncWorkerPool] = set()
-
-        started: queue.SimpleQueue[trio.lowlevel.TrioToken | Exception] = queue.SimpleQueue()
-        self._thread = threading.Thread(
-            target=self._thread_main, args=(started,), name=THREAD_NAME, daemon=True
-        )
-        self._thread.start()
-        token = started.get()
-        if isinstance(token, Exception):
-            self._thread.join()
-            raise token
-        self._token = token
+        self._codec = codec_for(self._async.settings.serializer)
+        self._thread = TrioThread(owner="OmniQ", cleanup=self._async.aclose)
+        self._thread.start().result()  # raises what stopped trio from starting
         # The thread is a daemon so that a forgotten OmniQ cannot keep the
         # interpreter alive; atexit still closes it properly.
         atexit.register(self.close)
@@ -95,60 +76,6 @@ class OmniQ:
     def settings(self) -> Settings:
         """The settings this queue was made with."""
         return self._async.settings
-
-    # ------------------------------------------------------- the background thread
-
-    def _thread_main(self, started: queue.SimpleQueue[trio.lowlevel.TrioToken | Exception]) -> None:
-        try:
-            trio.run(self._loop, started)
-        except Exception as exc:  # handed to the constructor or close(), which raise it
-            self._loop_error = exc
-            started.put(exc)  # unread once the constructor has its token
-
-    async def _loop(self, started: queue.SimpleQueue[trio.lowlevel.TrioToken | Exception]) -> None:
-        started.put(trio.lowlevel.current_trio_token())
-        await self._close_requested.wait()
-        self._closing = True
-        async with trio.open_nursery() as nursery:
-            for pool in list(self._running_pools):
-                nursery.start_soon(pool._stop_in_trio, None)
-        if self._calls:
-            for scope in self._calls:
-                scope.cancel()
-            await self._calls_done.wait()
-        await self._async.aclose()
-
-    async def _guarded(self, call: Callable[[], Awaitable[T]]) -> T:
-        if self._closing:
-            raise StoreClosedError("this OmniQ is closed")
-        with trio.CancelScope() as scope:
-            self._calls.add(scope)
-            try:
-                return await call()
-            finally:
-                self._calls.discard(scope)
-                if self._closing and not self._calls:
-                    self._calls_done.set()
-        raise StoreClosedError("this OmniQ was closed while the call was waiting")
-
-    def _run(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
-        """Run ``call()`` in the background thread and wait for its outcome."""
-        _not_from_trio(what)
-        if self._closed:
-            raise StoreClosedError("this OmniQ is closed")
-        try:
-            return trio.from_thread.run(self._guarded, call, trio_token=self._token)
-        except trio.RunFinishedError:
-            raise StoreClosedError("this OmniQ is closed") from None
-
-    def _run_sync(self, what: str, fn: Callable[[], T]) -> T:
-        _not_from_trio(what)
-        if self._closed:
-            raise StoreClosedError("this OmniQ is closed")
-        try:
-            return trio.from_thread.run_sync(fn, trio_token=self._token)
-        except trio.RunFinishedError:
-            raise StoreClosedError("this OmniQ is closed") from None
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -159,16 +86,9 @@ class OmniQ:
         A call still waiting in another thread (``get_result(wait=True)``) raises
         ``StoreClosedError``.
         """
-        _not_from_trio("close")
-        with self._lock:
-            first, self._closed = not self._closed, True
-        if first:
-            atexit.unregister(self.close)
-            with contextlib.suppress(trio.RunFinishedError):  # the loop already ended
-                trio.from_thread.run_sync(self._close_requested.set, trio_token=self._token)
-        self._thread.join()
-        if first and self._loop_error is not None:
-            raise self._loop_error
+        not_from_trio("close")
+        atexit.unregister(self.close)
+        self._thread.close()
 
     def __enter__(self) -> Self:
         return self
@@ -188,21 +108,35 @@ class OmniQ:
         func: Callable[..., Any] | str,
         /,
         *args: Any,
-        eta: Any = None,
+        eta: Eta | None = None,
         delay: Seconds | None = None,
         interval: Seconds | None = None,
         max_retries: int | None = None,
         timeout: Seconds | None = None,
-        priority: int = 0,
-        retry_on_timeout: bool = False,
+        priority: int | None = None,
+        retry_on_timeout: bool | None = None,
+        queue: str | None = None,
+        unique_key: str | None = None,
+        unique_for: Seconds | None = None,
+        max_lost_runs: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        connection: psycopg.Connection[Any] | None = None,
         task_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> str:
-        """Enqueue ``func(*args, **kwargs)``; see :meth:`AsyncOmniQ.enqueue`."""
-        call = functools.partial(
-            self._async.enqueue,
+        """Enqueue ``func(*args, **kwargs)``; see :meth:`AsyncOmniQ.enqueue`.
+
+        With ``connection=`` (a psycopg ``Connection``), the task is written
+        inside that connection's transaction, in this thread: it exists once
+        you commit, and not if you roll back (on stores that offer it; the
+        others raise ``TransactionalEnqueueError``).
+        """
+        if task_kwargs is not None:
+            kwargs = {**kwargs, **task_kwargs}
+        call = Call(
             func,
-            *args,
+            args,
+            kwargs,
             eta=eta,
             delay=delay,
             interval=interval,
@@ -210,23 +144,46 @@ class OmniQ:
             timeout=timeout,
             priority=priority,
             retry_on_timeout=retry_on_timeout,
-            task_kwargs=task_kwargs,
-            **kwargs,
+            queue=queue,
+            unique_key=unique_key,
+            unique_for=unique_for,
+            max_lost_runs=max_lost_runs,
+            headers=headers,
         )
-        return self._run("enqueue", call)
+        (enqueued,) = self.enqueue_calls([call], connection=connection)
+        return enqueued.id
 
-    def enqueue_many(self, calls: Iterable[Call]) -> list[str]:
+    def enqueue_many(
+        self, calls: Iterable[Call], *, connection: psycopg.Connection[Any] | None = None
+    ) -> list[str]:
         """Enqueue several tasks in one write, all or none; see :meth:`AsyncOmniQ.enqueue_many`."""
+        return [e.id for e in self.enqueue_calls(calls, connection=connection)]
+
+    def enqueue_calls(
+        self, calls: Iterable[Call], *, connection: psycopg.Connection[Any] | None = None
+    ) -> list[Enqueued]:
+        """Enqueue several tasks in one write, all or none, and say per call whether it
+        created a task; see :meth:`AsyncOmniQ.enqueue_calls`. ``connection=``: in that
+        transaction, as for :meth:`enqueue`."""
         calls = list(calls)  # an iterator is consumed here, not in the other thread
-        return self._run("enqueue_many", functools.partial(self._async.enqueue_many, calls))
+        if connection is None:
+            return self._thread.run(
+                "enqueue_calls", functools.partial(self._async.enqueue_calls, calls)
+            )
+        tasks = _transactional.build_tasks(
+            calls, settings=self.settings, codec=self._codec, now=self._async.clock.now()
+        )
+        statement = _transactional.enqueue_statement(self._async.store, tasks)
+        _transactional.check_connection(connection, asyncio=False)
+        return _transactional.run_statement(connection, statement, len(tasks))
 
     def cancel(self, task_id: str) -> bool:
         """Cancel a task that has not finished; ``False`` if it already had."""
-        return self._run("cancel", functools.partial(self._async.cancel, task_id))
+        return self._thread.run("cancel", functools.partial(self._async.cancel, task_id))
 
     def retry(self, task_id: str) -> None:
-        """Run a FAILED task again now, with a fresh retry budget."""
-        self._run("retry", functools.partial(self._async.retry, task_id))
+        """Run a FAILED task again now, with fresh retry and lost-run budgets."""
+        self._thread.run("retry", functools.partial(self._async.retry, task_id))
 
     # ---------------------------------------------------------------- reading
 
@@ -236,26 +193,92 @@ class OmniQ:
         """The task's result, or ``None`` while it has not finished; see
         :meth:`AsyncOmniQ.get_result` (``wait``, ``timeout``)."""
         call = functools.partial(self._async.get_result, task_id, wait=wait, timeout=timeout)
-        return self._run("get_result", call)
+        return self._thread.run("get_result", call)
 
     def get_task(self, task_id: str) -> Task:
         """The task's current state; raises ``TaskNotFoundError``."""
-        return self._run("get_task", functools.partial(self._async.get_task, task_id))
+        return self._thread.run("get_task", functools.partial(self._async.get_task, task_id))
 
     def list_tasks(
-        self, status: TaskStatus | str | None = None, limit: int | None = None
+        self,
+        status: TaskStatus | str | None = None,
+        limit: int | None = None,
+        *,
+        queue: str | None = None,
+        func: Callable[..., Any] | str | None = None,
     ) -> list[Task]:
-        """Tasks in enqueue order, optionally of one status, at most ``limit``."""
-        call = functools.partial(self._async.list_tasks, status=status, limit=limit)
-        return self._run("list_tasks", call)
+        """Tasks in enqueue order, optionally of one status, queue or function, at most
+        ``limit``; for large stores, page with :meth:`query_tasks`."""
+        call = functools.partial(self._async.list_tasks, status, limit, queue=queue, func=func)
+        return self._thread.run("list_tasks", call)
+
+    def query_tasks(
+        self,
+        status: TaskStatus | str | Iterable[TaskStatus | str] | None = None,
+        *,
+        queue: str | None = None,
+        func: Callable[..., Any] | str | None = None,
+        id_prefix: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        newest_first: bool = False,
+    ) -> TaskPage:
+        """One page of tasks matching every filter given; see :meth:`AsyncOmniQ.query_tasks`."""
+        if status is not None and not isinstance(status, str):
+            status = list(status)  # consumed here, not in the other thread
+        call = functools.partial(
+            self._async.query_tasks,
+            status,
+            queue=queue,
+            func=func,
+            id_prefix=id_prefix,
+            limit=limit,
+            cursor=cursor,
+            newest_first=newest_first,
+        )
+        return self._thread.run("query_tasks", call)
 
     def stats(self) -> StoreStats:
-        """Counts of tasks by status and the oldest waiting task's enqueue time."""
-        return self._run("stats", self._async.stats)
+        """Counts of tasks by status and by queue, and the eta of the oldest due task."""
+        return self._thread.run("stats", self._async.stats)
 
-    def purge(self, older_than: float) -> int:
-        """Forget finished tasks that finished more than ``older_than`` seconds ago."""
-        return self._run("purge", functools.partial(self._async.purge, older_than))
+    def purge(self, older_than: float, *, include_failed: bool = False) -> int:
+        """Forget finished tasks that finished more than ``older_than`` seconds ago
+        (young FAILED ones are kept; see :meth:`AsyncOmniQ.purge`)."""
+        call = functools.partial(self._async.purge, older_than, include_failed=include_failed)
+        return self._thread.run("purge", call)
+
+    # ---------------------------------------------------- queues, schedules, workers
+
+    def list_queues(self) -> list[QueueInfo]:
+        """Every queue with tasks, paused or rate-limited: counts and controls."""
+        return self._thread.run("list_queues", self._async.list_queues)
+
+    def pause_queue(self, name: str) -> None:
+        """Stop every worker from claiming tasks of queue ``name`` until :meth:`resume_queue`."""
+        self._thread.run("pause_queue", functools.partial(self._async.pause_queue, name))
+
+    def resume_queue(self, name: str) -> None:
+        """Let workers claim from queue ``name`` again."""
+        self._thread.run("resume_queue", functools.partial(self._async.resume_queue, name))
+
+    def set_queue_limit(self, name: str, *, max_starts: int, per: Seconds) -> None:
+        """Start at most ``max_starts`` tasks of queue ``name`` in any ``per`` seconds."""
+        call = functools.partial(self._async.set_queue_limit, name, max_starts=max_starts, per=per)
+        self._thread.run("set_queue_limit", call)
+
+    def clear_queue_limit(self, name: str) -> None:
+        """Remove queue ``name``'s rate limit."""
+        call = functools.partial(self._async.clear_queue_limit, name)
+        self._thread.run("clear_queue_limit", call)
+
+    def list_schedules(self) -> list[ScheduleInfo]:
+        """The cron schedules worker pools run, with their last and next slots."""
+        return self._thread.run("list_schedules", self._async.list_schedules)
+
+    def list_workers(self) -> list[WorkerInfo]:
+        """The worker pools alive now (their heartbeat has not expired), in any process."""
+        return self._thread.run("list_workers", self._async.list_workers)
 
     # ---------------------------------------------------------------- working
 
@@ -264,7 +287,7 @@ class OmniQ:
     ) -> SyncWorkerPool:
         """A worker pool on this queue (not yet running); see :class:`SyncWorkerPool`."""
         make = functools.partial(self._async.worker, concurrency, poll_interval)
-        return SyncWorkerPool(self, self._run_sync("worker", make))
+        return SyncWorkerPool(self._thread, self._thread.run_sync("worker", make))
 
 
 @final
@@ -274,10 +297,11 @@ class SyncWorkerPool:
 
     ``threading.Thread(target=workers.start).start()`` runs it; ``workers.stop()``
     from any other thread stops it (DESIGN.md's stop protocol) and returns once
-    it has stopped. Its tasks run in the OmniQ's background thread.
+    it has stopped. Its tasks run in the OmniQ's background thread; closing the
+    OmniQ stops it gracefully first.
     """
 
-    _omniq: OmniQ
+    _thread: TrioThread
     _pool: WorkerPool
     #: set by start() in the caller's thread, before the run reaches trio
     _start_requested: bool = False
@@ -308,9 +332,9 @@ class SyncWorkerPool:
 
     def statistics(self) -> PoolStatistics:
         """A snapshot of the pool's counters."""
-        if self._omniq._closed:  # the pool has stopped: its figures no longer move
+        if self._thread.closed:  # the pool has stopped: its figures no longer move
             return self._pool.statistics()
-        return self._omniq._run_sync("statistics", self._pool.statistics)
+        return self._thread.run_sync("statistics", self._pool.statistics)
 
     def start(self) -> None:
         """Run the pool; block until it has stopped. A pool runs once.
@@ -320,7 +344,7 @@ class SyncWorkerPool:
         """
         self._start_requested = True
         try:
-            self._omniq._run("start", self._run_in_trio)
+            self._thread.run("start", self._run_in_trio)
         except KeyboardInterrupt:
             try:
                 self._stop(None)
@@ -344,25 +368,22 @@ class SyncWorkerPool:
             self._returned.wait()
 
     def _stop(self, timeout: float | None) -> None:
-        if self._omniq._closed:
-            _not_from_trio("stop")
-            self._omniq._thread.join()  # closing stops every pool before the thread ends
+        if self._thread.closed:
+            not_from_trio("stop")
+            self._thread.join()  # closing stops every pool before the thread ends
         else:
-            self._omniq._run("stop", functools.partial(self._stop_in_trio, timeout))
+            self._thread.run("stop", functools.partial(self._stop_in_trio, timeout))
 
     async def _run_in_trio(self) -> None:
+        """Run the pool in the background thread (what ``start()`` hands over)."""
         try:
-            if self._omniq._closing:
-                raise StoreClosedError("this OmniQ is closed")
-            self._omniq._running_pools.add(self)
-            try:
+            with self._thread.stop_at_close(self._stop_in_trio):
                 await self._pool.run()
-            finally:
-                self._omniq._running_pools.discard(self)
         finally:
             self._done.set()
 
-    async def _stop_in_trio(self, timeout: float | None) -> None:
+    async def _stop_in_trio(self, timeout: float | None = None) -> None:
+        """Stop the pool from the background thread; returns once its run has ended."""
         await self._pool.stop(timeout)
         # start() may have been called but not have reached trio yet: once it
         # does, the run ends at once, and stop() returns after that.

@@ -28,6 +28,8 @@ SyncTasks = Literal["thread", "inline"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 ENV_PREFIX = "OMNIQ_"
+#: Bytes in a mebibyte (the default bound of a task's call and of its result).
+MiB = 1024 * 1024
 
 
 def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -61,6 +63,11 @@ def _int_at_least(minimum: int) -> Callable[[Any, attrs.Attribute[Any], object],
         check_int(value, name=attribute.name, error=ConfigError, minimum=minimum)
 
     return validate
+
+
+def _bool(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{attribute.name} must be True or False, got {value!r}")
 
 
 def _to_path(value: str | os.PathLike[str]) -> Path:
@@ -152,8 +159,22 @@ class Settings:
     #: while they run). Use ``"inline"`` in tests under trio's MockClock with
     #: autojump, which would otherwise advance virtual time while a thread runs.
     sync_tasks: SyncTasks = attrs.field(default="thread", validator=_one_of)
-    #: Modules a worker imports at start, so their tasks are registered.
+    #: Modules a worker imports at start, so their tasks are registered: their
+    #: ``@omniq_trio.task`` functions, and every function defined at module level
+    #: in them. A worker runs no other function unless ``enqueue`` was given it
+    #: as a function object in the worker's own process.
     imports: tuple[str, ...] = attrs.field(default=(), converter=to_tuple)
+    #: Run tasks whose function is not registered, importing whatever a task
+    #: names (anyone who can write a task can then run any function on the
+    #: workers). Off by default; a worker that has it on warns at start.
+    allow_unregistered_tasks: bool = attrs.field(default=False, validator=_bool)
+    #: Largest stored call, in bytes (function path and arguments as stored:
+    #: JSON, or base64 pickle): ``enqueue`` raises ``TaskTooLargeError`` beyond
+    #: it, and a worker refuses, undecoded, a task beyond it written by other means.
+    max_task_bytes: int = attrs.field(default=MiB, validator=_int_at_least(1))
+    #: Largest stored return value, in bytes; a run that returns more fails
+    #: with ``ResultTooLargeError`` (the value is not stored).
+    max_result_bytes: int = attrs.field(default=MiB, validator=_int_at_least(1))
     #: Level of the ``omniq_trio`` logger.
     log_level: LogLevel = attrs.field(default="INFO", converter=_upper, validator=_one_of)
 

@@ -17,14 +17,19 @@ __all__ = [
     "JournalError",
     "LeaseLostError",
     "OmniQError",
+    "ResultTooLargeError",
     "SerializationError",
     "StoreClosedError",
     "StoreError",
     "StoreUnavailableError",
+    "TaskModuleImportError",
     "TaskNotFoundError",
     "TaskOptionError",
     "TaskTimeoutError",
+    "TaskTooLargeError",
+    "TransactionalEnqueueError",
     "UniqueConflictError",
+    "UnregisteredTaskError",
     "UnsupportedPlatformError",
     "WorkerLostError",
 ]
@@ -161,3 +166,69 @@ class JournalCorruptError(JournalError):
         self.path = path
         self.offset = offset
         self.reason = reason
+
+
+class UnregisteredTaskError(OmniQError, LookupError):
+    """Stored as a task's error when its function is not registered in the worker's process.
+
+    Nothing was imported or run. A worker runs a function only if it is
+    decorated with ``@omniq_trio.task`` in a module the worker imports, passed
+    as a function object to ``enqueue`` in the worker's own process, or
+    defined at module level in a module of ``Settings.imports``.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(
+            f"refused to run {path!r} ({reason}); nothing was imported. Register it: "
+            "@omniq_trio.task, or a module-level function of a module the worker imports "
+            "(Settings.imports, OMNIQ_IMPORTS, --import). Once a worker that knows it runs, "
+            "`omniq-trio retry TASK_ID` runs this task again"
+        )
+        self.path = path
+        self.reason = reason
+
+
+class TaskModuleImportError(OmniQError, ImportError):
+    """A module of ``Settings.imports`` (``OMNIQ_IMPORTS``, ``--import``) cannot be imported."""
+
+    def __init__(self, module: str, cause: BaseException) -> None:
+        super().__init__(
+            f"cannot import {module!r} (Settings.imports / OMNIQ_IMPORTS / --import): "
+            f"{type(cause).__name__}: {cause}"
+        )
+        self.module = module
+
+
+class TaskTooLargeError(SerializationError):
+    """A task's stored call (its function path and arguments) exceeds ``Settings.max_task_bytes``.
+
+    Raised by ``enqueue`` (nothing is stored), and stored as the error of a
+    task a worker refused to decode for its size.
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"the task's stored call is {size:,} bytes, more than max_task_bytes ({limit:,}); "
+            "pass a reference to large data (a path, a URL, a row id) instead of the data, "
+            "or raise Settings.max_task_bytes (OMNIQ_MAX_TASK_BYTES)"
+        )
+        self.size = size
+        self.limit = limit
+
+
+class ResultTooLargeError(SerializationError):
+    """Stored as a task's error when its return value exceeds ``Settings.max_result_bytes``."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"the task's return value is {size:,} bytes when stored, more than max_result_bytes "
+            f"({limit:,}); it was not stored. Return a reference to large data instead, or "
+            "raise Settings.max_result_bytes (OMNIQ_MAX_RESULT_BYTES)"
+        )
+        self.size = size
+        self.limit = limit
+
+
+class TransactionalEnqueueError(TaskOptionError):
+    """``enqueue(connection=...)`` cannot write the task in that transaction (a store
+    without transactions, or a connection of the wrong kind); nothing was written."""

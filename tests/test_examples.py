@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
+import queue
+import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from omniq_trio.config import ENV_PREFIX
 from tests.conftest import POSTGRES_DSN, ROOT, requires_postgres
 
 EXAMPLES = ROOT / "examples"
@@ -140,6 +146,63 @@ def test_postgres_workers(tmp_path: Path) -> None:
     assert out.rstrip().endswith("workers stopped")
 
 
+def _wait_for_line(proc: subprocess.Popen[str], pattern: str, deadline: float) -> re.Match[str]:
+    """Read ``proc``'s stdout until a line matches ``pattern`` (fail at ``deadline``)."""
+    lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    seen = []
+    while True:
+        line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        if line is None:
+            raise AssertionError(f"exited before printing {pattern!r}:\n{''.join(seen)}")
+        seen.append(line)
+        if found := re.search(pattern, line):
+            return found
+
+
+def test_fastapi_app_enqueues_from_a_route_and_a_worker_process_runs_it(tmp_path: Path) -> None:
+    import httpx
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    env.update(PYTHONPATH=str(ROOT), OMNIQ_POLL_INTERVAL="0.05", OMNIQ_LOG_LEVEL="WARNING")
+    worker = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "fastapi_app.py"), "worker"], cwd=tmp_path, env=env
+    )
+    uvicorn = ["-m", "uvicorn", "fastapi_app:app", "--app-dir", str(EXAMPLES)]
+    app = subprocess.Popen(
+        [sys.executable, *uvicorn, "--host", "127.0.0.1", "--port", "0"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        ready = _wait_for_line(app, r"Uvicorn running on (http://\S+)", time.monotonic() + 60)
+        with httpx.Client(base_url=ready[1], timeout=60) as http:
+            assert http.get("/health").json() == {"ok": True}
+            created = http.post("/signups", json={"email": "ada@example.com"})
+            assert created.status_code == 202
+            task_id = created.json()["task_id"]
+            assert http.get(f"/tasks/{task_id}", params={"wait": 30}).json() == {
+                "status": "success",
+                "value": "welcome mail sent to ada@example.com",
+            }
+            assert http.get("/tasks/no-such-task").status_code == 404
+    finally:
+        for proc in (app, worker):
+            proc.send_signal(signal.SIGINT)  # both stop gracefully on Ctrl-C
+        codes = (app.wait(timeout=30), worker.wait(timeout=30))
+    assert codes == (0, 0)
+
+
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.py")), ids=lambda p: p.name)
 def test_every_example_is_tested(path: Path) -> None:
     tested = {
@@ -153,5 +216,6 @@ def test_every_example_is_tested(path: Path) -> None:
         "graceful_shutdown.py",
         "test_with_mockclock.py",
         "postgres_workers.py",
+        "fastapi_app.py",
     }
     assert path.name in tested, f"{path.name} has no test in tests/test_examples.py"

@@ -98,14 +98,7 @@ def _json_arg(text: str | None, name: str, kind: type[Any], example: str) -> Any
 
 
 def worker(args: argparse.Namespace, settings: Settings) -> int:
-    _import_from_cwd()
-    for module in settings.imports:
-        try:
-            importlib.import_module(module)
-        except Exception as exc:
-            raise CliError(
-                f"cannot import {module!r} (--import / OMNIQ_IMPORTS): {type(exc).__name__}: {exc}"
-            ) from None
+    _import_from_cwd()  # the pool imports settings.imports (TaskModuleImportError: exit 1)
     trio.run(run_worker, settings)  # StoreUnavailableError: exit status 75 (main)
     return 0
 
@@ -123,7 +116,7 @@ def enqueue(args: argparse.Namespace, settings: Settings) -> int:
     if not found:
         print(
             f"omniq-trio enqueue: warning: module {module!r} cannot be found here; "
-            "enqueued anyway (a worker that can import it will run it)",
+            "enqueued anyway (a worker that imports it, --import, runs it)",
             file=sys.stderr,
         )
     task_id = _client(

@@ -1,7 +1,7 @@
 """Executors: receive claimed tasks, run them, pass on how each run ended.
 
-A task's own failures (an exception, a timeout, a bad return value, a
-function that cannot be imported) become its outcome; nothing a task does
+A task's own failures (an exception, a timeout, a bad or oversize return
+value, a function that is not registered, an oversize call) become its outcome; nothing a task does
 stops the executor. Cancellation (the stop deadline) is the one thing that
 ends a run early: the task goes back to PENDING with no attempt charged.
 
@@ -26,7 +26,8 @@ import trio
 
 from .._clock import Clock
 from .._codec import Codec
-from .._functions import resolve_func
+from .._limits import check_call_size, check_result_size
+from .._registry import resolve_task
 from ..config import Settings
 from ..errors import TaskTimeoutError
 from ..logging import log_task_released, log_task_started, worker_logger
@@ -34,6 +35,7 @@ from ..models import Task, TaskError
 from ..store import Outcome, Store
 from ._backoff import next_interval_eta, retry_delay
 from ._stats import Counters
+from ._threads import SyncThreads
 
 __all__ = ["Finished", "TaskRunner", "cleanup_scope", "executor"]
 
@@ -105,6 +107,8 @@ class TaskRunner:
     limiter: trio.CapacityLimiter
     counters: Counters
     rand: Callable[[], float]
+    #: the threads sync task functions run in (bounded by ``limiter``)
+    threads: SyncThreads = attrs.field(factory=SyncThreads)
 
     async def run(self, task: Task, outcome_send: trio.MemorySendChannel[Finished]) -> None:
         """Run ``task`` and send its outcome; if interrupted, release it and re-raise."""
@@ -132,7 +136,14 @@ class TaskRunner:
 
     async def _execute(self, task: Task) -> Outcome:
         try:
-            func = resolve_func(task.func)
+            settings = self.settings
+            # measured in stored form: an oversize task is never decoded (unpickled)
+            check_call_size(task.func, task.args, task.kwargs, limit=settings.max_task_bytes)
+            func = resolve_task(
+                task.func,
+                task_modules=settings.imports,
+                allow_unregistered=settings.allow_unregistered_tasks,
+            )
             args, kwargs = self.codec.decode_args(task.args, task.kwargs)
         except Exception as exc:
             return self._failed(task, exc, retryable=False)
@@ -144,15 +155,12 @@ class TaskRunner:
                     await trio.lowlevel.checkpoint()
                     value = func(*args, **kwargs)
                 else:
-                    # abandon_on_cancel: a thread cannot be interrupted, so on
-                    # timeout or at the stop deadline we stop waiting for it
-                    # (it finishes in the background, its result discarded).
-                    value = await trio.to_thread.run_sync(
+                    # a thread cannot be interrupted, so on timeout or at the
+                    # stop deadline we stop waiting for it (it finishes in the
+                    # background, its result discarded)
+                    value = await self.threads.run(
                         functools.partial(func, *args, **kwargs),
-                        abandon_on_cancel=True,
-                        # trio documents "a CapacityLimiter-like object"; its
-                        # annotation names only the class
-                        limiter=_ThreadSlot(self.limiter, scope, task.timeout),  # type: ignore[arg-type]
+                        slot=_ThreadSlot(self.limiter, scope, task.timeout),
                     )
                 if inspect.isawaitable(value):
                     value = await value
@@ -164,6 +172,7 @@ class TaskRunner:
             return self._failed(task, timed_out, retryable=task.retry_on_timeout)
         try:
             stored = self.codec.encode_value(value)
+            check_result_size(stored, limit=self.settings.max_result_bytes)
         except Exception as exc:
             return self._failed(task, exc, retryable=False)
         now = self.clock.now()

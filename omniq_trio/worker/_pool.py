@@ -34,9 +34,10 @@ import trio
 
 from .._clock import Clock
 from .._codec import Codec
+from .._registry import import_task_modules
 from ..config import Settings
 from ..errors import ConfigError, StoreUnavailableError
-from ..logging import log_worker_started, log_worker_stopped
+from ..logging import log_worker_started, log_worker_stopped, worker_logger
 from ..models import Task
 from ..store import Store
 from ._executor import CLEANUP_TIMEOUT, Finished, TaskRunner, executor
@@ -162,15 +163,24 @@ class WorkerPool:
     ) -> None:
         """Run until stopped; with ``nursery.start`` it returns once the pool is running.
 
-        Raises :class:`~omniq_trio.errors.StoreUnavailableError` if the store keeps
-        failing for ``Settings.store_failure_timeout`` (the pool stops first, as
-        ``stop(timeout=0)`` would).
+        Imports ``Settings.imports`` first (their functions are the tasks it runs,
+        with those registered in this process); raises ``TaskModuleImportError``
+        if one fails to import. Raises :class:`~omniq_trio.errors.StoreUnavailableError`
+        if the store keeps failing for ``Settings.store_failure_timeout`` (the pool
+        stops first, as ``stop(timeout=0)`` would).
         """
         if self._state != "new":
             raise RuntimeError("a WorkerPool runs once; get a new one from omniq.worker()")
         self._state = "running"
         self._started_at = trio.current_time()
         try:
+            import_task_modules(self._settings.imports)
+            if self._settings.allow_unregistered_tasks:
+                worker_logger.warning(
+                    "allow_unregistered_tasks is on: this worker imports and runs any function "
+                    "a task names, so anyone who can write a task can run code here "
+                    "(see the Security page of the docs)"
+                )
             await self._ensure_open()
             log_worker_started(
                 concurrency=self._concurrency,

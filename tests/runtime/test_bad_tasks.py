@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -12,17 +12,29 @@ from omniq_trio import AsyncOmniQ, TaskResult, TaskStatus
 from tests.runtime.conftest import SETTINGS, running
 from tests.tasks import RuntimeProbe, rt_echo, rt_exit, rt_flaky, rt_unserializable
 
+UNREGISTERED = "omniq_trio.errors.UnregisteredTaskError"
 BAD_TASKS: list[tuple[Callable[..., Any] | str, tuple[Any, ...], str | None, str]] = [
     # (function, arguments, error type, words of the message)
     (rt_flaky, ("boom", 1), "ValueError", "boom failure 1 of 1"),
     (rt_unserializable, (), "omniq_trio.errors.SerializationError", "not JSON-serializable"),
-    ("nope.module:fn", (), "omniq_trio.errors.FunctionImportError", "cannot import module"),
-    ("tests.tasks:missing", (), "omniq_trio.errors.FunctionImportError", "has no attribute"),
-    ("tests.tasks:rt_probe", (), "omniq_trio.errors.FunctionImportError", "not a callable"),
+    ("nope.module:fn", (), UNREGISTERED, "whose task modules are: tests.tasks"),
+    ("tests.tasks:missing", (), UNREGISTERED, "module 'tests.tasks' defines no 'missing'"),
+    ("tests.tasks:rt_probe", (), UNREGISTERED, "is a RuntimeProbe, not a function"),
+    # tests.tasks imports both; neither is defined there
+    ("tests.tasks:os.getcwd", (), UNREGISTERED, "'os.getcwd' is a dotted name"),
+    ("tests.tasks:Counter", (), UNREGISTERED, "is collections.Counter, defined in another"),
     (rt_exit, (3,), "SystemExit", "3"),
     (rt_echo, (), None, ""),  # a good one among them
     ("tests.tasks:rt_sleep", (), "TypeError", "missing 1 required positional argument"),
 ]
+#: the pool imports the module of the tasks it runs, as a worker process would
+BAD_SETTINGS = SETTINGS.evolve(imports=("tests.tasks",))
+
+
+@pytest.fixture
+async def omniq() -> AsyncIterator[AsyncOmniQ]:
+    async with AsyncOmniQ(BAD_SETTINGS) as client:
+        yield client
 
 
 async def _run_all(omniq: AsyncOmniQ) -> list[TaskResult]:
@@ -55,7 +67,7 @@ async def test_bad_tasks_fail_alone(autojump_clock: trio.abc.Clock, omniq: Async
 
 
 async def test_bad_sync_tasks_in_threads_fail_alone(autojump_clock: trio.abc.Clock) -> None:
-    async with AsyncOmniQ(SETTINGS.evolve(sync_tasks="thread")) as omniq:
+    async with AsyncOmniQ(BAD_SETTINGS.evolve(sync_tasks="thread")) as omniq:
         _check(await _run_all(omniq))
 
 

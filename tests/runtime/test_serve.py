@@ -44,7 +44,10 @@ async def test_serve_imports_the_modules_it_is_told_to(autojump_clock: trio.abc.
     async with trio.open_nursery() as nursery:
         pool = await nursery.start(omniq_trio.serve, SERVE_SETTINGS.evolve(imports=["tests.tasks"]))
         await pool.stop()
-    with pytest.raises(ModuleNotFoundError, match="no_such_module"):
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(omniq_trio.TaskModuleImportError, match="cannot import 'no_such_module'"),
+        flatten_subgroups=True,
+    ):
         await omniq_trio.serve(SERVE_SETTINGS.evolve(imports=["no_such_module"]))
 
 

@@ -21,13 +21,15 @@ from pathlib import Path
 
 from omniq_trio import OmniQ
 from omniq_trio.config import Settings
+from tests.sync.sync_tasks import add
 
 _sleep = time.sleep
 time.sleep = lambda seconds: _sleep(min(seconds, 1.0))
 
 settings = Settings(backend="file", base_dir=Path(sys.argv[1]))
 with OmniQ(settings) as producer:
-    ids = [producer.enqueue("tests.sync.sync_tasks:add", i, i) for i in range(5)]
+    # the function object registers it: the example's workers, in this process, run it
+    ids = [producer.enqueue(add, i, i) for i in range(5)]
 """
 
 EXAMPLE = """

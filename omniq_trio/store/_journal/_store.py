@@ -14,6 +14,7 @@ processes can share one directory:
 * Checkpoints and compactions run in the background, by one process at a time
   (``_maintenance.py``); a compaction holds the exclusive lock only to copy
   the latest batches over.
+* A commit wakes the processes waiting for what it did (``_wakeup.py``).
 
 **Group commit.** Concurrent changes share one write and one durable sync.
 There is no writer task: the first caller to find no commit in progress
@@ -42,6 +43,7 @@ batch is written, up to one durable sync before its caller is acknowledged.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -73,7 +75,7 @@ from .._events import (
     SchedulesRecorded,
 )
 from .._index import TaskIndex
-from .._indexed import IndexedStore, Plan
+from .._indexed import IndexedStore, Plan, changes_of
 from . import _fileio as fileio
 from . import _files as files
 from ._frames import MAX_EVENT, BatchBuilder, Scan, scan
@@ -81,6 +83,7 @@ from ._maintenance import Maintenance
 from ._opening import clear_leftovers, load_newest, upgrade
 from ._records import encode_event
 from ._replay import Loaded, apply_scan
+from ._wakeup import Wakeups
 
 __all__ = ["JournalStore"]
 
@@ -101,7 +104,7 @@ _DURABLE: Final = (
     SchedulesRecorded,
 )
 #: Processes of one machine share it.
-_CAPABILITIES: Final = StoreCapabilities(shared=True)
+_CAPABILITIES: Final = StoreCapabilities(shared=True, wakes_other_processes=True)
 #: Seconds before a failed journal is first reopened; doubled after each failed try.
 FIRST_BACKOFF: Final = 0.1
 MAX_BACKOFF: Final = 10.0
@@ -184,6 +187,7 @@ class JournalStore(IndexedStore):
             compact_min_records=compact_min_records,
             checkpoint_records=checkpoint_records,
         )
+        self._wakeups = Wakeups(self._base_dir, self._notify)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JournalStore:
@@ -271,6 +275,7 @@ class JournalStore(IndexedStore):
             async with self._io_lock:
                 if self._state == "closed":
                     return
+                self._wakeups.close()
                 await self._sync_idle()
                 try:
                     if self._state == "open" and self._synced < self._offset:
@@ -411,6 +416,7 @@ class JournalStore(IndexedStore):
 
     async def _commit_batch(self, batch: list[_Op]) -> _Written | None:
         applied: list[Event] = []
+        ours = 0  # where this batch's own events start in `applied`, for other processes
         try:
             await self._usable()
             await self._lock_io()
@@ -418,6 +424,7 @@ class JournalStore(IndexedStore):
                 await self._flock(exclusive=True)
                 try:
                     applied.extend(await self._catch_up(exclusive=True))
+                    ours = len(applied)
                     return self._write(batch, applied)
                 finally:
                     fileio.unlock(self._lock_fd)
@@ -436,6 +443,7 @@ class JournalStore(IndexedStore):
             raise
         finally:
             self._applied(applied)
+            self._wakeups.announce(changes_of(applied[ours:]))  # before the sync, as here
         return None
 
     def _fail_ops(self, ops: Sequence[_Op], exc: BaseException) -> None:
@@ -676,6 +684,18 @@ class JournalStore(IndexedStore):
         await self._sync_idle()
         os.close(self._segment_fd)
         self._adopt(loaded)
+
+    def change_version(self, change: Change) -> int:
+        self._wakeups.drain(change)  # what other processes announced counts too
+        return super().change_version(change)
+
+    async def wait_for_change(self, change: Change, seen: int, deadline: float) -> None:
+        """Also woken by other processes' commits (``_wakeup.py``); polls where it cannot be."""
+        wait_here = functools.partial(super().wait_for_change, change, seen)
+        if self._is_open() and self._wakeups.listen(change) and self.change_version(change) == seen:
+            await self._wakeups.wait(change, wait_here, deadline)
+        else:
+            await wait_here(deadline)
 
     # ------------------------------------------------------------ compaction
 

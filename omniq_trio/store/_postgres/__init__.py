@@ -77,7 +77,10 @@ Connection failures
 Schema
     Tables live in ``postgres_schema``, created and upgraded by the store
     itself (``_schema``, a ``schema_version`` table, one advisory-locked
-    ``DO`` block per open), so tenants and tests are isolated by schema.
+    ``DO`` block per open), so tenants and tests are isolated by schema. An
+    up-to-date schema is only read, so roles without DDL rights open it; cancel
+    and retry run in ``SECURITY DEFINER`` functions of the schema, so a
+    producer role needs no ``UPDATE`` on tasks (docs: Security).
     Arguments, results and errors are ``json`` (kept as written), so values
     come back exactly as they were stored.
 """

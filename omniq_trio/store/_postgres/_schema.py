@@ -78,12 +78,48 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX tasks_finished ON {s}.tasks (finished_at)
         WHERE status IN ('success', 'failed', 'cancelled');
     """,
+    # 2: cancel and retry as functions that run with the schema owner's rights
+    # (SECURITY DEFINER), so that a producer role may cancel and retry tasks
+    # without UPDATE on the tasks table: column privileges cannot tell a
+    # cancel (status -> cancelled) from a claim (status -> running). Each
+    # changes one task by id, exactly as the statement it replaced; callers
+    # send the notification. EXECUTE is granted by the DBA (docs: Security).
+    """
+    CREATE FUNCTION {s}.cancel_task(p_id text, p_at double precision)
+    RETURNS TABLE (previous text, awaited boolean)
+    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $fn$
+        UPDATE {s}.tasks t SET
+            status = 'cancelled', finished_at = p_at, worker_id = NULL,
+            lease_until = NULL, result_status = 'cancelled', result_value = NULL,
+            result_error = NULL, result_attempts = t.attempts,
+            result_started_at = t.started_at, result_finished_at = p_at
+        FROM (SELECT seq, status FROM {s}.tasks WHERE id = p_id FOR UPDATE OFFSET 0) old
+        WHERE t.seq = old.seq AND old.status IN ('pending', 'retrying', 'running')
+        RETURNING old.status, t.awaited
+    $fn$;
+    CREATE FUNCTION {s}.retry_task(p_id text, p_at double precision)
+    RETURNS SETOF text
+    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $fn$
+        UPDATE {s}.tasks SET
+            status = 'pending', eta = p_at, attempts = 0, finished_at = NULL,
+            queue_seq = nextval('{s}.queue_seq'), result_status = NULL, result_value = NULL,
+            result_error = NULL, result_attempts = NULL, result_started_at = NULL,
+            result_finished_at = NULL
+        WHERE id = p_id AND status = 'failed'
+        RETURNING id
+    $fn$;
+    REVOKE ALL ON FUNCTION {s}.cancel_task(text, double precision) FROM PUBLIC;
+    REVOKE ALL ON FUNCTION {s}.retry_task(text, double precision) FROM PUBLIC;
+    """,
 )
 
 #: The version this code writes and reads.
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 _NEWER_SCHEMA: Final = "omniq_trio schema too new"
+_INSUFFICIENT_PRIVILEGE: Final = "42501"
 
 
 def _upgrade_block(schema: str) -> str:
@@ -97,6 +133,12 @@ def _upgrade_block(schema: str) -> str:
 DO $omniq$
 DECLARE v integer;
 BEGIN
+    -- Up to date: done, having only read. Roles that may not change the
+    -- schema (a producer's, a worker's) open the store this way.
+    IF to_regclass('{s}.schema_version') IS NOT NULL THEN
+        SELECT coalesce(max(version), 0) INTO v FROM {s}.schema_version;
+        IF v = {SCHEMA_VERSION} THEN RETURN; END IF;
+    END IF;
     PERFORM pg_advisory_xact_lock(hashtext('omniq_trio schema ' || '{schema}'));
     -- CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the
     -- schema exists: look first, so a role given a schema by its DBA can use it
@@ -121,8 +163,10 @@ $omniq$;
 async def migrate(conn: PgConnection, schema: str) -> None:
     """Create ``schema`` and its tables, or upgrade them, to :data:`SCHEMA_VERSION`.
 
-    Raises ``StoreError`` (a :class:`QueryError`) if the schema was written by
-    a newer omniq_trio.
+    A schema already at that version is only read (roles without DDL rights
+    open the store). Raises ``StoreError`` (a :class:`QueryError`) if the
+    schema was written by a newer omniq_trio, or needs creating or upgrading
+    and this role may not.
     """
     try:
         await conn.run_script(_upgrade_block(schema))
@@ -130,5 +174,14 @@ async def migrate(conn: PgConnection, schema: str) -> None:
         if str(exc).find(_NEWER_SCHEMA) >= 0:
             raise QueryError(
                 exc.sqlstate, "upgrade omniq_trio to use this PostgreSQL schema", exc.detail
+            ) from None
+        if exc.sqlstate == _INSUFFICIENT_PRIVILEGE:
+            raise QueryError(
+                exc.sqlstate,
+                f"{exc}; schema {schema} is missing or older than this omniq_trio (version "
+                f"{SCHEMA_VERSION}) and this role may not create or upgrade it: run "
+                "`omniq-trio migrate` as the schema's owner (docs: Security), then grant "
+                "this role its rights again",
+                exc.detail,
             ) from None
         raise

@@ -246,25 +246,16 @@ class Statements:
                 FOR UPDATE
                 """
             ),
-            # $1 id, $2 at
+            # $1 id, $2 at. Cancel and retry run in functions of the schema
+            # (migration 2) that a producer role may execute without UPDATE on
+            # the table; a row when the task changed.
             "cancel": f"""
-            UPDATE {tasks} SET
-                status = 'cancelled', finished_at = $2::float8, worker_id = NULL,
-                lease_until = NULL, result_status = 'cancelled', result_value = NULL,
-                result_error = NULL, result_attempts = attempts,
-                result_started_at = started_at, result_finished_at = $2::float8
-            WHERE id = $1::text AND status IN ('pending', 'retrying', 'running')
-            RETURNING {announce("false", "true")}
+            SELECT CASE WHEN awaited THEN {notify("'f'")} END
+            FROM "{schema}".cancel_task($1::text, $2::float8)
             """,
             # $1 id, $2 at
             "retry": f"""
-            UPDATE {tasks} SET
-                status = 'pending', eta = $2::float8, attempts = 0, finished_at = NULL,
-                queue_seq = {next_queue_seq}, result_status = NULL, result_value = NULL,
-                result_error = NULL, result_attempts = NULL, result_started_at = NULL,
-                result_finished_at = NULL
-            WHERE id = $1::text AND status = 'failed'
-            RETURNING {notify("'w'")}
+            SELECT {notify("'w'")} FROM "{schema}".retry_task($1::text, $2::float8)
             """,
             # $1 finished_before, $2 batch size
             "purge": f"""
