@@ -8,7 +8,11 @@ batches, as a producer would), then, each in a fresh process:
 * **open**: the time ``JournalStore.open()`` takes, and the process's peak RSS;
 * **status**: the wall time of ``python -m omniq_trio status`` (start-up included),
   while a producer in another process enqueues one task at a time, awaiting
-  each: its **worst enqueue latency** during the command is reported.
+  each: its **worst enqueue latency** during the command is reported (and, for
+  scale, its worst in the half second before);
+* **listings**: a page of 50 of each listing a dashboard shows (newest first,
+  by status, queue, function, id prefix, two hundred pages in by cursor), and
+  ``stats``.
 
 ``--tree`` measures another source tree of omniq_trio (a checkout of an older
 commit, say), put first on ``PYTHONPATH`` of every process; ``--label`` names
@@ -24,6 +28,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -31,15 +36,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+ROLES = Path(__file__).resolve().parent / "_scale_roles.py"
+
+
 def _env(tree: Path) -> dict[str, str]:
-    paths = [str(tree), str(ROOT)]
+    # Run with -S (no site), from outside any tree: an editable install of this tree,
+    # or the working directory, would otherwise win over PYTHONPATH. The installed
+    # dependencies come from site-packages, after the tree.
+    paths = [str(tree), sysconfig.get_paths()["purelib"]]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "OMNIQ_LOG_LEVEL": "WARNING"}
+
+
+def _python() -> list[str]:
+    return [sys.executable, "-S"]
 
 
 def _role(tree: Path, *args: str, **kwargs: object) -> subprocess.Popen[str]:
     return subprocess.Popen(  # type: ignore[call-overload,no-any-return]
-        [sys.executable, "-m", "benchmarks._scale_roles", *args],
-        cwd=ROOT,
+        [*_python(), str(ROLES), *args],
+        cwd=tempfile.gettempdir(),
         env=_env(tree),
         text=True,
         **kwargs,
@@ -58,14 +73,17 @@ def measure(tree: Path, tasks: int, keep: Path | None) -> dict[str, float]:
         opener = _role(tree, "open", str(base), stdout=subprocess.PIPE)
         out, _ = opener.communicate()
         opened = json.loads(out)
+        lister = _role(tree, "open", str(base), "listings", stdout=subprocess.PIPE)
+        out, _ = lister.communicate()
+        listings = json.loads(out)["listings"]
         producer = _role(tree, "produce", str(base), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert producer.stdout is not None and producer.stdin is not None
         assert producer.stdout.readline().strip() == "ready"
         time.sleep(0.5)  # a steady pace of enqueues before the command starts
         begin = time.monotonic()
         subprocess.run(
-            [sys.executable, "-m", "omniq_trio", "status", "--base-dir", str(base)],
-            cwd=ROOT,
+            [*_python(), "-m", "omniq_trio", "status", "--base-dir", str(base)],
+            cwd=tempfile.gettempdir(),
             env=_env(tree),
             check=True,
             capture_output=True,
@@ -73,7 +91,10 @@ def measure(tree: Path, tasks: int, keep: Path | None) -> dict[str, float]:
         end = time.monotonic()
         time.sleep(0.2)
         out, _ = producer.communicate("")
-        latencies = [lat for at, lat in json.loads(out) if begin <= at + lat and at <= end]
+        every = json.loads(out)
+        latencies = [lat for at, lat in every if begin <= at + lat and at <= end]
+        # the same producer before the command started: what the machine gives anyway
+        before = [lat for at, lat in every if at + lat < begin]
         return {
             "tasks": opened["tasks"],
             "build_s": built,
@@ -83,6 +104,9 @@ def measure(tree: Path, tasks: int, keep: Path | None) -> dict[str, float]:
             "status_s": end - begin,
             "worst_enqueue_ms": 1000 * max(latencies, default=0.0),
             "enqueues_during_status": len(latencies),
+            "worst_enqueue_before_ms": 1000 * max(before, default=0.0),
+            "stats_ms": 1000 * opened["stats"],
+            "listings_ms": {name: 1000 * s for name, s in listings.items()},
         }
     finally:
         if keep is None:
@@ -106,9 +130,12 @@ def main() -> None:
             f"  {r['tasks']:>9,} pending: open {r['open_s']:.2f} s (first open "
             f"{r['first_open_s']:.2f} s), peak RSS {r['rss_mb']:,.0f} MB; status "
             f"{r['status_s']:.2f} s, worst enqueue meanwhile {r['worst_enqueue_ms']:,.0f} ms "
-            f"({r['enqueues_during_status']} enqueues); built in {r['build_s']:.0f} s",
+            f"({r['enqueues_during_status']} enqueues; {r['worst_enqueue_before_ms']:,.0f} ms "
+            f"in the 0.5 s before); built in {r['build_s']:.0f} s",
             flush=True,
         )
+        pages = ", ".join(f"{name} {ms:.1f}" for name, ms in r["listings_ms"].items())
+        print(f"    stats {r['stats_ms']:.1f} ms; a page of 50 (ms): {pages}", flush=True)
         print(f"  load average now {os.getloadavg()[0]:.1f}", flush=True)
 
 

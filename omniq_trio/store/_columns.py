@@ -89,6 +89,25 @@ def id_hash(task_id: bytes) -> int:
     return zlib.crc32(task_id)
 
 
+def merge_hashed(hashed: array[int], recent: Iterable[tuple[str, int]]) -> array[int]:
+    """``hashed`` with the entries of ``recent`` (id, slot) merged in, still sorted: each
+    new entry is put in its place by a binary search and the rest copied in slices, so
+    the cost follows the new entries, not the million old ones. (Entries of purged
+    slots stay: lookups skip them; a compaction drops them.)"""
+    entries = sorted(id_hash(task_id.encode()) << 32 | slot for task_id, slot in recent)
+    if not entries:
+        return hashed[:]
+    merged = array("Q")
+    start = 0
+    for entry in entries:
+        place = bisect.bisect_left(hashed, entry, start)
+        merged.extend(hashed[start:place])
+        merged.append(entry)
+        start = place
+    merged.extend(hashed[start:])
+    return merged
+
+
 class Interned:
     """Strings by code and codes by string; codes start at 1 (0: none)."""
 
@@ -179,17 +198,6 @@ class Columns:
         """A purged slot's id no longer finds it (``hashed`` entries check the status)."""
         if self.recent.get(task_id) == slot:
             del self.recent[task_id]
-
-    def hashed_entries(self) -> list[int]:
-        """``hashed`` with every live slot of ``recent`` merged in, purged slots dropped,
-        sorted: what a checkpoint stores."""
-        status = self.status
-        merged = [entry for entry in self.hashed if status[entry & _SLOT_MASK]]
-        merged.extend(
-            id_hash(task_id.encode()) << 32 | slot for task_id, slot in self.recent.items()
-        )
-        merged.sort()  # two sorted runs: timsort merges them
-        return merged
 
     # ---------------------------------------------------------------- slots
 

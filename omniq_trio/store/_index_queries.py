@@ -112,7 +112,9 @@ def list_page(
         candidates.append((count, cols.slots_with_code(cols.func, func_code, start, forward)))
     if id_prefix:
         candidates.append((-1, cols.slots_with_prefix(id_prefix, start, forward)))
-    slots = min(candidates, key=lambda c: c[0])[1]
+    estimate, slots = min(candidates, key=lambda c: c[0])
+    if estimate == 0:
+        return TaskPage([], None)
     prefix = id_prefix.encode() if id_prefix else None
     status_col, off, blob = cols.status, cols.id_off, cols.id_blob
     wanted = None if limit is None else limit + 1

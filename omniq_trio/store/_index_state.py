@@ -176,35 +176,6 @@ class IndexState:
         for slot in self.live_slots():
             yield Put(self.task(slot), self.result(slot), order[slot], place.get(slot))
 
-    def frozen(self, payloads: PayloadSource) -> IndexState:
-        """A copy that reads as this index does now, for rebuilding tasks elsewhere (a
-        thread): the columns are copied, the payloads read through ``payloads``."""
-        copy = IndexState(payloads)
-        cols, mine = copy.cols, self.cols
-        for name in (
-            "status",
-            "result_status",
-            "eta",
-            "scheduled_at",
-            "started_at",
-            "finished_at",
-            "attempts",
-            "lost_runs",
-            "order",
-            "qseq",
-            "task_ref",
-            "error_ref",
-            "result_ref",
-            "progress_ref",
-            "id_blob",
-            "id_off",
-        ):
-            setattr(cols, name, getattr(mine, name)[:])
-        copy.running = {slot: list(held) for slot, held in self.running.items()}
-        copy.run_meta = dict(self.run_meta)
-        copy.apply_all(self.controls.snapshot())
-        return copy
-
     def held_by(self, worker_id: str) -> frozenset[str]:
         id_at = self.cols.id_at
         return frozenset(id_at(slot) for slot in self.held.get(worker_id, ()))

@@ -111,11 +111,31 @@ class Lane:
 def live_slots(
     heap: list[int], run: array[int], run_seq: int, qseq: array[int], eta: array[float]
 ) -> array[int]:
-    """The live slots of a lane's heap and run, in lane order (what a checkpoint stores)."""
-    keys = [pack(eta[slot], seq, slot) for slot in run if 0 < (seq := qseq[slot]) <= run_seq]
-    keys.extend(key for key in heap if qseq[key & _SLOT_MASK] == (key >> _SLOT_BITS) & _SEQ_MASK)
-    keys.sort()
-    return array("I", (key & _SLOT_MASK for key in keys))
+    """The live slots of a lane's heap and run, in lane order (what a checkpoint stores).
+
+    The run is in order already: only the heap's keys are sorted, and each is put in
+    its place in the run by a binary search (keys of run entries are made only for
+    the entries that search looks at)."""
+    slots = array("I", (slot for slot in run if 0 < qseq[slot] <= run_seq))
+    keys = sorted(k for k in heap if qseq[k & _SLOT_MASK] == (k >> _SLOT_BITS) & _SEQ_MASK)
+    if not keys:
+        return slots
+    merged = array("I")
+    start = 0
+    for key in keys:
+        low, high = start, len(slots)
+        while low < high:
+            middle = (low + high) // 2
+            slot = slots[middle]
+            if pack(eta[slot], qseq[slot], slot) < key:
+                low = middle + 1
+            else:
+                high = middle
+        merged.extend(slots[start:low])
+        merged.append(key & _SLOT_MASK)
+        start = low
+    merged.extend(slots[start:])
+    return merged
 
 
 class Lanes:

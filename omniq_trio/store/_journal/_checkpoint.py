@@ -37,7 +37,7 @@ import attrs
 import orjson
 
 from ...errors import JournalError
-from .._columns import ARRAYS, BYTE_COLUMNS, Interned, id_hash
+from .._columns import ARRAYS, BYTE_COLUMNS, Interned, merge_hashed
 from .._events import Event
 from .._index import TaskIndex
 from .._lanes import Lane, live_slots
@@ -124,15 +124,10 @@ def write_checkpoint(base_dir: Path, snap: Snapshot) -> Path:
     """Write ``snap`` as segment ``snap.segment``'s checkpoint (blocking; call from a thread)."""
     columns = snap.columns
     qseq, eta = columns["qseq"], columns["eta"]
-    status = columns["status"]
     # the ids of slots added since the last load join the sorted hash entries
-    hashed = [entry for entry in columns["hashed"] if status[entry & 0xFFFFFFFF]]
-    hashed.extend(id_hash(task_id.encode()) << 32 | slot for task_id, slot in snap.recent.items())
-    hashed.sort()
+    hashed = merge_hashed(columns["hashed"], snap.recent.items())
     sections: list[tuple[str, Any]] = [(name, columns[name]) for name in BYTE_COLUMNS]
-    sections += [
-        (name, array("Q", hashed) if name == "hashed" else columns[name]) for name, _ in ARRAYS
-    ]
+    sections += [(name, hashed if name == "hashed" else columns[name]) for name, _ in ARRAYS]
     sections += [("fin_slots", columns["fin_slots"]), ("fin_at", columns["fin_at"])]
     lanes = []
     for i, (queue, priority, heap, run, run_seq) in enumerate(snap.lanes):

@@ -27,13 +27,11 @@ from typing import TYPE_CHECKING, Final, Literal
 
 import trio
 
-from .._index import TaskIndex
-from .._index_state import IndexState
 from . import _fileio as fileio
 from . import _files as files
-from ._checkpoint import take_snapshot, write_checkpoint
-from ._payloads import JournalPayloads
-from ._segment import Written, write_segment
+from ._checkpoint import Snapshot, take_snapshot, write_checkpoint
+from ._compactor import compact_snapshot
+from ._segment import Written
 
 if TYPE_CHECKING:
     from ._store import JournalStore
@@ -48,19 +46,14 @@ _BUSY_RETRY: Final = 1.0
 _FAILED_RETRY: Final = 30.0
 
 
-def write_compacted(base_dir: Path, number: int, frozen: IndexState) -> Written:
-    """Step 1: segment ``number`` (as a temporary file) and its checkpoint, from ``frozen``."""
-    written = write_segment(base_dir, number, frozen.snapshot())
+def write_compacted(
+    base_dir: Path, number: int, snap: Snapshot, old_fd: int, old_path: Path
+) -> Written:
+    """Step 1: segment ``number`` (as a temporary file) and its checkpoint, from ``snap``
+    of the old segment (open on ``old_fd``)."""
+    written, new = compact_snapshot(base_dir, number, snap, old_fd, old_path)
     try:
-        snap = take_snapshot(
-            written.index,
-            segment=number,
-            segment_id=written.segment_id,
-            end=written.size,
-            records=written.records,
-            last_frame=written.last_frame,
-        )
-        write_checkpoint(base_dir, snap)
+        write_checkpoint(base_dir, new)
     except BaseException:
         abandon(base_dir, written, number)
         raise
@@ -218,14 +211,22 @@ class Maintenance:
         async with store._io_lock:
             store._applied(await store._catch_up(exclusive=False))
             number, start = store._segment, store._offset
-            fd = os.dup(store._segment_fd)
-            frozen = store._index.frozen(JournalPayloads(fd, store.segment_path, cache_size=64))
+            snap = take_snapshot(
+                store._index,
+                segment=number,
+                segment_id=store._segment_id,
+                end=start,
+                records=store._records,
+                last_frame=store._last_frame,
+            )
+            fd, path = os.dup(store._segment_fd), store.segment_path
         try:
-            written = await trio.to_thread.run_sync(write_compacted, base_dir, number + 1, frozen)
+            written = await trio.to_thread.run_sync(
+                write_compacted, base_dir, number + 1, snap, fd, path
+            )
         finally:
             os.close(fd)
-        del frozen
-        written.index = TaskIndex()  # its checkpoint is written: the memory can go
+        del snap
         async with store._io_lock:
             finished = False
             try:

@@ -148,6 +148,7 @@ def upgrade(base_dir: Path, loaded: Loaded, lock_fd: int, maintenance_fd: int) -
         apply_scan(loaded.index, found, path, 1)
         number = loaded.number + 1
         written = write_segment(base_dir, number, loaded.index.snapshot())
+        assert written.index is not None
         try:
             snap = take_snapshot(
                 written.index,

@@ -34,7 +34,8 @@ class Written:
     size: int
     records: int
     last_frame: tuple[int, int] | None
-    index: TaskIndex
+    #: its index, when it was built by replaying what was written (not by compaction)
+    index: TaskIndex | None
 
 
 def write_segment(base_dir: Path, number: int, events: Iterable[Event]) -> Written:
