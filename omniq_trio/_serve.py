@@ -82,8 +82,7 @@ async def _serve(settings: Settings | None, *, task_status: trio.TaskStatus[Work
         if threading.current_thread() is threading.main_thread():
             await nursery.start(_stop_on_signals, pool)
             # This process is ours: spare the cyclic collector from rescanning
-            # what start-up loaded (a replayed journal's index can be millions
-            # of objects; full collections over it cost ~30% of throughput).
+            # what start-up loaded (modules, settings, the store's state).
             gc.freeze()
         await pool.run(task_status=task_status)
         nursery.cancel_scope.cancel()

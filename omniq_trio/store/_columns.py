@@ -204,7 +204,6 @@ class Columns:
     def add(
         self,
         task_id: str,
-        *,
         status: int,
         queue: int,
         func: int,
@@ -216,6 +215,7 @@ class Columns:
         attempts: int,
         lost_runs: int,
         order: int,
+        /,
     ) -> int:
         """A new slot at the end; its refs and queue entry start empty."""
         slot = len(self.status)
@@ -232,10 +232,11 @@ class Columns:
         self.lost_runs.append(lost_runs)
         self.qseq.append(0)
         self.order.append(order)
-        for refs in (self.task_ref, self.error_ref, self.result_ref, self.progress_ref):
-            refs.append(0)
-        encoded = task_id.encode()
-        self.id_blob += encoded
+        self.task_ref.append(0)
+        self.error_ref.append(0)
+        self.result_ref.append(0)
+        self.progress_ref.append(0)
+        self.id_blob += task_id.encode()
         self.id_off.append(len(self.id_blob))
         self.recent[task_id] = slot
         return slot

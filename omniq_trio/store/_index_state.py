@@ -21,7 +21,7 @@ from typing import Any, Final
 from ..errors import TaskNotFoundError
 from ..models import FINISHED_STATUSES, Task, TaskResult, TaskStatus
 from ._base import Outcome, OutcomeKind
-from ._columns import STATUS_CODES, STATUSES, Columns, opt_time, time_or_none
+from ._columns import NO_TIME, STATUS_CODES, STATUSES, Columns, opt_time, time_or_none
 from ._controls import Controls
 from ._events import (
     Cancelled,
@@ -54,6 +54,8 @@ _SUCCESS: Final = STATUS_CODES[TaskStatus.SUCCESS]
 _FAILED: Final = STATUS_CODES[TaskStatus.FAILED]
 _CANCELLED: Final = STATUS_CODES[TaskStatus.CANCELLED]
 _CLAIMABLE: Final = frozenset({_PENDING, _RETRYING})
+_NO_TIME: Final = NO_TIME
+_NO_COUNTER: Final[Counter[int]] = Counter()
 _FINISHED: Final = frozenset(STATUS_CODES[s] for s in FINISHED_STATUSES)
 #: Finished entries dropped from the front of the purge order before it is compacted.
 _TRIM: Final = 4096
@@ -203,28 +205,34 @@ class IndexState:
                 appliers[type(event)](self, event, ref)
 
     def _apply_put(self, event: Put, ref: int) -> None:
+        # the hottest applier (a journal is mostly puts): kept to few calls
         task, result, cols = event.task, event.result, self.cols
-        old = cols.lookup(task.id)
-        if old >= 0:  # not made by the index; tolerated in a log all the same
-            self._drop(old)
-        order = self.next_order if event.order is None else event.order
-        self.next_order = max(self.next_order, order + 1)
+        task_id = task.id
+        if task_id in cols.recent or (cols.hashed and cols.lookup(task_id) >= 0):
+            self._drop(cols.lookup(task_id))  # not made by the index; tolerated in a log
+        order = event.order
+        if order is None:
+            order = self.next_order
+        if order >= self.next_order:
+            self.next_order = order + 1
         code = STATUS_CODES[task.status]
-        func = cols.funcs.code(task.func)
+        queue = cols.queues.codes.get(task.queue) or cols.queues.code(task.queue)
+        func = cols.funcs.codes.get(task.func) or cols.funcs.code(task.func)
         self.func_counts[func] += 1
+        started, finished = task.started_at, task.finished_at
         slot = cols.add(
-            task.id,
-            status=code,
-            queue=cols.queues.code(task.queue),
-            func=func,
-            priority=task.priority,
-            eta=task.eta,
-            scheduled_at=opt_time(task.scheduled_at),
-            started_at=opt_time(task.started_at),
-            finished_at=opt_time(task.finished_at),
-            attempts=task.attempts,
-            lost_runs=task.lost_runs,
-            order=order,
+            task_id,
+            code,
+            queue,
+            func,
+            task.priority,
+            task.eta,
+            opt_time(task.scheduled_at),
+            _NO_TIME if started is None else started,
+            _NO_TIME if finished is None else finished,
+            task.attempts,
+            task.lost_runs,
+            order,
         )
         hold = self.payloads.hold
         cols.task_ref[slot] = hold(event, ref)
@@ -238,32 +246,37 @@ class IndexState:
             meta = (result.attempts, result.started_at, result.finished_at)
             if meta != self._own_meta(slot) or code not in _FINISHED:
                 self.run_meta[slot] = meta
-        self._count(slot, code, 1)
+        self._count_in(queue, code, 1)
         if task.unique_key is not None:
             self.unique[task.unique_key] = slot
             self.unique_of[slot] = task.unique_key
         if code in _CLAIMABLE:
-            self.lanes.push(slot, event.queued)
+            self.lanes.push(slot, event.queued, queue)
         elif code == _RUNNING and task.worker_id is not None:
             self.running[slot] = [task.worker_id, task.lease_until]
             self.held.setdefault(task.worker_id, set()).add(slot)
-        elif code in _FINISHED and task.finished_at is not None:
-            self._finished(slot, task.finished_at)
+        elif code in _FINISHED and finished is not None:
+            self._finished(slot, finished)
 
     def _apply_claimed(self, event: Claimed, ref: int) -> None:
         held = self.held.setdefault(event.worker_id, set())
-        cols, lookup = self.cols, self.cols.lookup
-        per_queue: Counter[int] = Counter()
+        cols, lookup, qseq = self.cols, self.cols.lookup, self.cols.qseq
+        started_at, progress_ref = cols.started_at, cols.progress_ref
+        limited = bool(self.controls.queues)  # rate limits count the starts per queue
+        per_queue: Counter[int] = Counter() if limited else _NO_COUNTER
+        running, lease = [event.worker_id, event.lease_until], event.lease_until
         for task_id in event.ids:
             slot = lookup(task_id)
-            self.lanes.unqueue(slot)
-            per_queue[cols.queue_of(slot)] += 1
+            qseq[slot] = 0  # out of its lane
+            if limited:
+                per_queue[cols.queue_of(slot)] += 1
             self._move(slot, _RUNNING)
-            cols.started_at[slot] = event.at
-            self.running[slot] = [event.worker_id, event.lease_until]
+            started_at[slot] = event.at
+            self.running[slot] = [event.worker_id, lease] if len(event.ids) > 1 else running
             held.add(slot)
-            self._set_ref(cols.progress_ref, slot, None)
-        if self.controls.queues:
+            if progress_ref[slot]:
+                self._set_ref(progress_ref, slot, None)
+        if limited:
             names = cols.queues.names
             self.controls.started(((names[q], n) for q, n in per_queue.items()), event.at)
 
@@ -409,8 +422,10 @@ class IndexState:
             self.payloads.release(old)
 
     def _count(self, slot: int, code: int, delta: int) -> None:
+        self._count_in(self.cols.queue_of(slot), code, delta)
+
+    def _count_in(self, queue: int, code: int, delta: int) -> None:
         self.counts[code] += delta
-        queue = self.cols.queue_of(slot)
         counts = self.queue_counts.get(queue)
         if counts is None:
             counts = self.queue_counts[queue] = [0] * 7
@@ -422,8 +437,9 @@ class IndexState:
         old = self.cols.status[slot]
         if old != code:
             self.cols.status[slot] = code
-            self._count(slot, old, -1)
-            self._count(slot, code, 1)
+            queue = self.cols.queue_of(slot)
+            self._count_in(queue, old, -1)
+            self._count_in(queue, code, 1)
 
     def _unhold(self, slot: int) -> None:
         running = self.running.pop(slot, None)

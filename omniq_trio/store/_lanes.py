@@ -147,16 +147,19 @@ class Lanes:
         #: the last sequence number given out
         self.seq = 0
 
-    def push(self, slot: int, seq: int | None = None) -> None:
+    def push(self, slot: int, seq: int | None = None, queue: int | None = None) -> None:
         """Queue ``slot`` at its eta (a new entry; an older one of the slot dies), after
-        every slot queued before (or as ``seq``, a place kept by a snapshot, says)."""
+        every slot queued before (or as ``seq``, a place kept by a snapshot, says).
+        ``queue``: its queue's code, if the caller has it at hand."""
         cols = self.cols
         if seq is None:
             self.seq = seq = self.seq + 1
-        else:
-            self.seq = max(self.seq, seq)
+        elif seq > self.seq:
+            self.seq = seq
         cols.qseq[slot] = seq
-        lanes = self.by_queue.get(queue := cols.queue_of(slot))
+        if queue is None:
+            queue = cols.queue_of(slot)
+        lanes = self.by_queue.get(queue)
         if lanes is None:
             lanes = self.by_queue[queue] = {}
         priority = cols.priority[slot]

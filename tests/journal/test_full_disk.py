@@ -126,9 +126,7 @@ def test_a_worker_on_a_full_disk_carries_on_once_space_is_freed(
     assert sum(statuses(base).values()) == len(ids)
 
 
-def test_a_worker_whose_disk_stays_full_exits_with_status_75(
-    tiny_fs: Path, tmp_path: Path
-) -> None:
+def test_a_worker_whose_disk_stays_full_exits_with_status_75(tiny_fs: Path, tmp_path: Path) -> None:
     base, runs, log = tiny_fs / "journal", tmp_path / "runs", tmp_path / "worker.log"
     ids = enqueue(base, runs)
     fill_up(tiny_fs)

@@ -27,8 +27,8 @@ from ._records import decode_batch, decode_lines
 
 __all__ = ["Loaded", "apply_scan", "load_segment"]
 
-#: Events past which a replay stops caching payloads and pausing the cyclic collector.
-_BULK: Final = 10_000
+#: Bytes of events past which a replay pauses the cyclic collector and caches no payloads.
+_BULK: Final = 1 << 20
 
 
 @attrs.define(eq=False)
@@ -123,8 +123,8 @@ def apply_scan(
 ) -> int:
     """Apply the complete batches ``found`` holds; returns how many events (which it
     appends to ``collect`` if given)."""
-    count = sum(len(batch) for batch in found.batches)
-    bulk = count > _BULK // 10  # frames, not events: a batch is often many events
+    size = sum(len(payload) for batch in found.batches for _, payload in batch)
+    bulk = size > _BULK
     payloads = index.payloads
     caching = isinstance(payloads, JournalPayloads) and payloads.caching
     # A replay allocates many objects and frees few: the cyclic collector would

@@ -146,7 +146,7 @@ class JournalStore(IndexedStore):
         fsync_interval: float = 0.05,
         compact_threshold: float = 0.5,
         compact_min_records: int = 10_000,
-        checkpoint_records: int = 50_000,
+        checkpoint_records: int = 20_000,
     ) -> None:
         super().__init__()
         self._base_dir = Path(base_dir)
