@@ -22,6 +22,7 @@ from ._call import RESERVED_OPTIONS as RESERVED_OPTIONS
 from ._call import Call as Call
 from ._client import AsyncOmniQ as AsyncOmniQ
 from ._registry import task as task
+from ._schedule import Schedule as Schedule
 from ._serve import serve as serve
 from ._sync import OmniQ as OmniQ
 from ._sync import SyncWorkerPool as SyncWorkerPool
@@ -34,6 +35,7 @@ from .errors import JournalCorruptError as JournalCorruptError
 from .errors import LeaseLostError as LeaseLostError
 from .errors import OmniQError as OmniQError
 from .errors import ResultTooLargeError as ResultTooLargeError
+from .errors import ScheduleError as ScheduleError
 from .errors import SerializationError as SerializationError
 from .errors import StoreError as StoreError
 from .errors import StoreUnavailableError as StoreUnavailableError
@@ -61,6 +63,7 @@ from .store import Store as Store
 from .worker import PoolStatistics as PoolStatistics
 from .worker import WorkerPool as WorkerPool
 
+#: The one place the version is written; pyproject.toml reads it from here.
 __version__ = "0.1.0"
 
 __all__ = [
@@ -83,6 +86,8 @@ __all__ = [
     "QueueInfo",
     "RateLimit",
     "ResultTooLargeError",
+    "Schedule",
+    "ScheduleError",
     "ScheduleInfo",
     "SerializationError",
     "Settings",

@@ -29,7 +29,10 @@ from ._bridge import TrioThread, call_from_asyncio, settled
 from ._call import Call, Eta, Seconds
 from ._client import AsyncOmniQ
 from ._codec import codec_for
+from ._schedule import Schedule
+from ._tracing import enqueue_span
 from .config import Settings
+from .hooks import Hook
 from .models import (
     Enqueued,
     QueueInfo,
@@ -69,8 +72,8 @@ class AsyncioOmniQ:
     (``get_result(wait=True)`` included) is cancelled with its wait.
     """
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self._async = AsyncOmniQ(settings)  # checks the settings; does no I/O
+    def __init__(self, settings: Settings | None = None, *, hooks: Iterable[Hook] = ()) -> None:
+        self._async = AsyncOmniQ(settings, hooks=hooks)  # checks the settings; does no I/O
         self._codec = codec_for(self._async.settings.serializer)
         self._thread = TrioThread(owner="AsyncioOmniQ", cleanup=self._async.aclose)
         # its thread is a daemon, so that a forgotten client cannot keep the
@@ -81,6 +84,16 @@ class AsyncioOmniQ:
     def settings(self) -> Settings:
         """The settings this queue was made with."""
         return self._async.settings
+
+    @property
+    def hooks(self) -> tuple[Hook, ...]:
+        """The hooks it delivers events to; see :attr:`AsyncOmniQ.hooks`."""
+        return self._async.hooks
+
+    def add_hook(self, hook: Hook) -> None:
+        """Deliver events to ``hook`` from now on; see :meth:`AsyncOmniQ.add_hook`."""
+        # a list append, atomic under the GIL: the trio thread may be delivering
+        self._async.add_hook(hook)
 
     async def _call(self, async_fn: Callable[[], Awaitable[T]], *, shield: bool = False) -> T:
         return await call_from_asyncio(self._thread, async_fn, shield=shield)
@@ -180,21 +193,32 @@ class AsyncioOmniQ:
         return [e.id for e in await self.enqueue_calls(calls, connection=connection)]
 
     async def enqueue_calls(
-        self, calls: Iterable[Call], *, connection: psycopg.AsyncConnection[Any] | None = None
+        self,
+        calls: Iterable[Call],
+        *,
+        connection: psycopg.AsyncConnection[Any] | None = None,
+        trace_context: Any = None,
     ) -> list[Enqueued]:
         """Enqueue several tasks in one write, all or none, and say per call whether it
         created a task; see :meth:`AsyncOmniQ.enqueue_calls`. ``connection=``: in
-        that transaction, as for :meth:`enqueue`."""
+        that transaction, as for :meth:`enqueue`. ``trace_context``: see
+        :meth:`AsyncOmniQ.enqueue_calls` (default: the caller's current context)."""
         calls = list(calls)  # an iterator is consumed here, not in the other thread
         if connection is None:
-            enqueue = functools.partial(self._async.enqueue_calls, calls)
+            tracing = self._async.tracing
+            if tracing is not None and trace_context is None:
+                trace_context = tracing.capture()  # this thread's, not the trio thread's
+            enqueue = functools.partial(
+                self._async.enqueue_calls, calls, trace_context=trace_context
+            )
             return await self._call(enqueue, shield=True)
         tasks = _transactional.build_tasks(
             calls, settings=self.settings, codec=self._codec, now=self._async.clock.now()
         )
-        statement = _transactional.enqueue_statement(self._async.store, tasks)
-        _transactional.check_connection(connection, asyncio=True)
-        return await _transactional.run_statement_async(connection, statement, len(tasks))
+        with enqueue_span(self._async.tracing, tasks, trace_context) as tasks:
+            statement = _transactional.enqueue_statement(self._async.store, tasks)
+            _transactional.check_connection(connection, asyncio=True)
+            return await _transactional.run_statement_async(connection, statement, len(tasks))
 
     async def cancel(self, task_id: str) -> bool:
         """Cancel a task that has not finished; ``False`` if it already had.
@@ -311,7 +335,14 @@ class AsyncioOmniQ:
     # ---------------------------------------------------------------- working
 
     def worker(
-        self, concurrency: int | None = None, poll_interval: float | None = None
+        self,
+        concurrency: int | None = None,
+        poll_interval: float | None = None,
+        *,
+        queues: Iterable[str] | Mapping[str, int | None] | None = None,
+        schedules: Iterable[Schedule] | None = None,
     ) -> AsyncioWorkerPool:
-        """A worker pool on this queue (not yet running); see :class:`AsyncioWorkerPool`."""
-        return AsyncioWorkerPool(self._thread, self._async.worker(concurrency, poll_interval))
+        """A worker pool on this queue (not yet running); see :class:`AsyncioWorkerPool`
+        and, for ``queues`` and ``schedules``, :meth:`AsyncOmniQ.worker`."""
+        pool = self._async.worker(concurrency, poll_interval, queues=queues, schedules=schedules)
+        return AsyncioWorkerPool(self._thread, pool)

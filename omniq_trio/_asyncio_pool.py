@@ -61,7 +61,7 @@ class AsyncioWorkerPool:
 
     async def run(self) -> None:
         """Run the pool until it is stopped. A pool runs once."""
-        await call_from_asyncio(self._thread, self._run_in_trio)
+        await call_from_asyncio(self._thread, self._run_in_trio, wait_on_cancel=True)
 
     async def stop(self, timeout: float | None = None) -> None:
         """Stop gracefully and return once the pool has stopped.

@@ -352,12 +352,19 @@ async def settled(future: concurrent.futures.Future[T]) -> T:
 
 
 async def call_from_asyncio(
-    thread: TrioThread, async_fn: Callable[[], Awaitable[T]], *, shield: bool = False
+    thread: TrioThread,
+    async_fn: Callable[[], Awaitable[T]],
+    *,
+    shield: bool = False,
+    wait_on_cancel: bool = False,
 ) -> T:
     """Await ``async_fn()`` run in ``thread``, from asyncio code, without blocking the loop.
 
     Cancelling the wait cancels the call, unless it is shielded (then it runs
-    on to its end in the thread, and only the wait stops).
+    on to its end in the thread, and only the wait stops). With
+    ``wait_on_cancel``, a cancelled caller still waits for the cancelled call
+    to end (a worker pool's ``run()``: its running tasks are back in the queue
+    when the caller sees ``CancelledError``).
     """
     ready = thread.start()
     if not ready.done():
@@ -367,7 +374,19 @@ async def call_from_asyncio(
         return await settled(submitted.future)
     except asyncio.CancelledError:
         submitted.cancel()
+        if wait_on_cancel:
+            await _wait_out(submitted.future)
         raise
+
+
+async def _wait_out(future: concurrent.futures.Future[Any]) -> None:
+    """Wait for ``future`` to settle whatever it settles with, through further cancels."""
+    waiter = asyncio.ensure_future(settled(future))
+    while not waiter.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(waiter)
+    if not waiter.cancelled():
+        waiter.exception()  # retrieved: the caller is told it was cancelled instead
 
 
 def _settle(future: concurrent.futures.Future[T], result: outcome.Outcome[T]) -> None:

@@ -14,10 +14,14 @@ from ._call import Call, Eta, Seconds, build_task
 from ._clock import DEFAULT_CLOCK, Clock
 from ._codec import codec_for
 from ._functions import func_path
+from ._hook_delivery import HookDelivery
 from ._registry import prepare_call
-from ._validate import check_int, check_queue_name, check_seconds
+from ._schedule import Schedule, check_schedules
+from ._tracing import Tracing, tracing_for
+from ._validate import check_int, check_queue_name, check_seconds, parse_queue_caps
 from .config import Settings
 from .errors import ConfigError, TaskOptionError, TransactionalEnqueueError
+from .hooks import Hook, TaskEnqueued
 from .models import (
     Enqueued,
     QueueInfo,
@@ -43,7 +47,8 @@ class AsyncOmniQ:
     ``AsyncOmniQ(settings)`` does no I/O; the store opens on first use (or on
     ``async with``). Close it with ``await omniq.aclose()`` or by leaving the
     ``async with`` block. Pass ``store=`` to use a store you created and own
-    (it is then not closed here).
+    (it is then not closed here). ``hooks`` see the tasks it enqueues and the
+    runs of its worker pools (see :mod:`omniq_trio.hooks`).
     """
 
     def __init__(
@@ -52,6 +57,7 @@ class AsyncOmniQ:
         *,
         store: Store | None = None,
         clock: Clock | None = None,
+        hooks: Iterable[Hook] = (),
     ) -> None:
         self.settings = Settings.from_env() if settings is None else settings
         if not isinstance(self.settings, Settings):
@@ -62,6 +68,8 @@ class AsyncOmniQ:
         self._codec = codec_for(self.settings.serializer)
         self._open = False
         self._open_lock = trio.Lock()
+        self._hooks = HookDelivery(hooks)
+        self._tracing = tracing_for(self.settings)
 
     @property
     def store(self) -> Store:
@@ -73,10 +81,33 @@ class AsyncOmniQ:
         """Where this client's wall-clock times come from (virtual under trio's MockClock)."""
         return self._clock
 
+    @property
+    def hooks(self) -> tuple[Hook, ...]:
+        """The hooks this client (and the pools it makes from now on) delivers events to."""
+        return self._hooks.hooks
+
+    @property
+    def tracing(self) -> Tracing | None:
+        """What makes its OpenTelemetry spans (``Settings.tracing``); ``None`` when off."""
+        return self._tracing
+
+    def add_hook(self, hook: Hook) -> None:
+        """Deliver events to ``hook`` from now on: the tasks this client enqueues, and
+        the runs of the worker pools it makes afterwards."""
+        self._hooks.add(hook)
+
     async def open(self) -> None:
         """Open the store, if it is not open yet (every method does this for you)."""
         if self._open:
             await trio.lowlevel.checkpoint()
+            return
+        await self._opened()
+
+    async def _opened(self) -> None:
+        """Open the store unless it is open. Not a checkpoint when it is: the methods
+        that call this go on to a store verb, which is one (one scheduler trip less
+        per call on the hot path)."""
+        if self._open:
             return
         async with self._open_lock:
             if not self._open:
@@ -84,7 +115,10 @@ class AsyncOmniQ:
                 self._open = True
 
     async def aclose(self) -> None:
-        """Close the store if this client opened it. Worker pools must have stopped."""
+        """Close the store if this client opened it. Worker pools must have stopped.
+
+        Async hooks get a few seconds to take the events still waiting for them."""
+        await self._hooks.aclose()
         if self._open and self._owns_store:
             self._open = False
             await self._store.aclose()
@@ -175,19 +209,33 @@ class AsyncOmniQ:
         return [e.id for e in await self.enqueue_calls(calls, connection=connection)]
 
     async def enqueue_calls(
-        self, calls: Iterable[Call], *, connection: Any = None
+        self, calls: Iterable[Call], *, connection: Any = None, trace_context: Any = None
     ) -> list[Enqueued]:
         """Enqueue several tasks in one write, all or none, and say per call what was
         done: ``Enqueued(id, created)``; ``created`` is ``False`` when a task holding
-        the call's unique key exists (``id`` is then that task's)."""
+        the call's unique key exists (``id`` is then that task's).
+
+        With ``Settings.tracing``, the enqueue span is a child of ``trace_context``
+        (an OpenTelemetry ``Context``; default: the current one), for a caller that
+        hands the call to trio from another thread, as ``OmniQ`` does."""
         tasks = self._build(calls)
         if connection is not None:
             raise TransactionalEnqueueError(
                 "connection= (enqueue inside your own database transaction) needs the "
                 "PostgreSQL store; the memory and file stores have no transactions to join"
             )
-        await self.open()
-        return await self._store.enqueue(tasks)
+        await self._opened()
+        if self._tracing is None:
+            enqueued = await self._store.enqueue(tasks)
+        else:
+            with self._tracing.enqueue(tasks, trace_context) as (tasks, span):
+                enqueued = await self._store.enqueue(tasks)
+                span.stored(enqueued)
+        if self._hooks:
+            for task, done in zip(tasks, enqueued, strict=True):
+                if done.created:
+                    self._hooks.emit(TaskEnqueued(task))
+        return enqueued
 
     def _build(self, calls: Iterable[Call]) -> list[Task]:
         now = self._clock.now()
@@ -205,12 +253,12 @@ class AsyncOmniQ:
         A running task is interrupted: at once in this process, and within a
         bounded time in another (see the cancelling how-to).
         """
-        await self.open()
+        await self._opened()
         return await self._store.cancel(task_id, at=self._clock.now())
 
     async def retry(self, task_id: str) -> None:
         """Run a FAILED task again now, with fresh retry and lost-run budgets."""
-        await self.open()
+        await self._opened()
         await self._store.retry(task_id, at=self._clock.now())
 
     # ---------------------------------------------------------------- reading
@@ -224,7 +272,7 @@ class AsyncOmniQ:
         then ``trio.TooSlowError``). Raises ``TaskNotFoundError`` for an
         unknown id. For a repeating task, the result of its latest run.
         """
-        await self.open()
+        await self._opened()
         with trio.fail_after(timeout) if wait and timeout is not None else nullcontext():
             while True:
                 seen = self._store.change_version(Change.FINISHED)
@@ -238,7 +286,7 @@ class AsyncOmniQ:
 
     async def get_task(self, task_id: str) -> Task:
         """The task's current state; raises ``TaskNotFoundError``."""
-        await self.open()
+        await self._opened()
         return await self._store.get_task(task_id)
 
     async def list_tasks(
@@ -278,7 +326,7 @@ class AsyncOmniQ:
         for name, value in (("id_prefix", id_prefix), ("cursor", cursor)):
             if value is not None and not isinstance(value, str):
                 raise TaskOptionError(f"{name} must be a string, got {value!r}")
-        await self.open()
+        await self._opened()
         return await self._store.list_tasks(
             status=statuses,
             queue=queue,
@@ -291,7 +339,7 @@ class AsyncOmniQ:
 
     async def stats(self) -> StoreStats:
         """Counts of tasks by status and by queue, and the eta of the oldest due task."""
-        await self.open()
+        await self._opened()
         return await self._store.stats(now=self._clock.now())
 
     async def purge(self, older_than: float, *, include_failed: bool = False) -> int:
@@ -301,7 +349,7 @@ class AsyncOmniQ:
         failure outlives the successes) unless ``include_failed=True``.
         """
         older_than = check_seconds(older_than, name="older_than", error=TaskOptionError)
-        await self.open()
+        await self._opened()
         now = self._clock.now()
         failed_age = older_than if include_failed else max(older_than, self.settings.failed_ttl)
         return await self._store.purge(
@@ -312,20 +360,20 @@ class AsyncOmniQ:
 
     async def list_queues(self) -> list[QueueInfo]:
         """Every queue with tasks, paused or rate-limited: counts and controls."""
-        await self.open()
+        await self._opened()
         return await self._store.list_queues()
 
     async def pause_queue(self, name: str) -> None:
         """Stop every worker of every process from claiming tasks of queue ``name``
         (running ones finish) until :meth:`resume_queue`."""
         check_queue_name(name, error=TaskOptionError, name="queue name")
-        await self.open()
+        await self._opened()
         await self._store.pause_queue(name, paused=True)
 
     async def resume_queue(self, name: str) -> None:
         """Let workers claim from queue ``name`` again."""
         check_queue_name(name, error=TaskOptionError, name="queue name")
-        await self.open()
+        await self._opened()
         await self._store.pause_queue(name, paused=False)
 
     async def set_queue_limit(self, name: str, *, max_starts: int, per: Seconds) -> None:
@@ -336,50 +384,82 @@ class AsyncOmniQ:
             check_int(max_starts, name="max_starts", error=TaskOptionError, minimum=1),
             check_seconds(per, name="per", error=TaskOptionError, allow_zero=False),
         )
-        await self.open()
+        await self._opened()
         await self._store.set_queue_limit(name, limit)
 
     async def clear_queue_limit(self, name: str) -> None:
         """Remove queue ``name``'s rate limit."""
         check_queue_name(name, error=TaskOptionError, name="queue name")
-        await self.open()
+        await self._opened()
         await self._store.set_queue_limit(name, None)
 
     async def list_schedules(self) -> list[ScheduleInfo]:
         """The cron schedules worker pools run, with their last and next slots."""
-        await self.open()
+        await self._opened()
         return await self._store.list_schedules()
 
     async def list_workers(self) -> list[WorkerInfo]:
         """The worker pools alive now (their heartbeat has not expired), in any process."""
-        await self.open()
+        await self._opened()
         return await self._store.list_workers(now=self._clock.now())
 
     # ---------------------------------------------------------------- working
 
     def worker(
-        self, concurrency: int | None = None, poll_interval: float | None = None
+        self,
+        concurrency: int | None = None,
+        poll_interval: float | None = None,
+        *,
+        queues: Iterable[str] | Mapping[str, int | None] | None = None,
+        schedules: Iterable[Schedule] | None = None,
     ) -> WorkerPool:
         """A worker pool on this queue (not yet running).
 
         ``concurrency`` (default ``Settings.concurrency``) tasks run at once;
         ``poll_interval`` (default ``Settings.poll_interval``) bounds how long
         it waits before looking for work other processes added.
+
+        ``queues`` (default ``Settings.queues``; empty: every queue) names the
+        queues it claims from, in (priority, eta, enqueue) order across them
+        (list order is no priority): ``["emails", "default"]``; a mapping caps
+        each queue's running tasks, all within ``concurrency``:
+        ``{"emails": 2, "default": None}`` (``None``: no cap of its own).
+
+        ``schedules`` are the cron :class:`~omniq_trio.Schedule` s it fires
+        (default: every ``Schedule`` defined at module level in the modules of
+        ``Settings.imports``; ``[]``: none). A bad queue name or cap raises
+        ``ConfigError``, a bad schedule ``ScheduleError``.
         """
         overrides: dict[str, Any] = {}
         if concurrency is not None:
             overrides["concurrency"] = concurrency
         if poll_interval is not None:
             overrides["poll_interval"] = poll_interval
+        if queues is not None:
+            caps = parse_queue_caps(queues, error=ConfigError)
+            if not caps:
+                raise ConfigError(
+                    f"queues={queues!r} names no queue, so the pool would claim nothing; "
+                    "leave it out to claim from every queue"
+                )
+            overrides["queues"] = caps
         settings = self.settings.evolve(**overrides) if overrides else self.settings
+        checked = None
+        if schedules is not None:
+            checked = check_schedules(schedules)
+            now = self._clock.now()
+            for schedule in checked:  # arguments the codec cannot store fail here, not later
+                schedule.task_for(now, settings=settings, codec=self._codec, now=now)
         return WorkerPool(
             store=self._store,
             settings=settings,
             clock=self._clock,
             codec=self._codec,
-            concurrency=settings.concurrency,
-            poll_interval=settings.poll_interval,
             ensure_open=self.open,
+            hooks=list(self._hooks.hooks),
+            tracing=self._tracing,
+            queues=parse_queue_caps(settings.queues, error=ConfigError) or None,
+            schedules=checked,
         )
 
 

@@ -20,13 +20,21 @@ __all__ = ["Clock"]
 
 
 class Clock:
-    """The source of wall-clock time: ``time.time()``, or virtual under MockClock."""
+    """The source of wall-clock time: ``time.time()``, or virtual under MockClock.
 
-    def __init__(self) -> None:
+    Under MockClock the virtual wall clock reads ``time.time()`` when first
+    read; with ``start`` (seconds since the epoch) it reads ``start`` at the
+    MockClock's time 0 instead, so that a test of a cron schedule can run on
+    the day of a DST change, and every client made with such a clock shares
+    one timeline. Real clocks ignore ``start``.
+    """
+
+    def __init__(self, start: float | None = None) -> None:
         # wall time minus trio time, per mock clock, fixed at first use
         self._anchors: weakref.WeakKeyDictionary[trio.abc.Clock, float] = (
             weakref.WeakKeyDictionary()
         )
+        self._start = start
 
     def now(self) -> float:
         """Seconds since the epoch."""
@@ -43,7 +51,8 @@ class Clock:
         clock = cast(trio.abc.Clock, clock)
         anchor = self._anchors.get(clock)
         if anchor is None:
-            anchor = self._anchors[clock] = time.time() - clock.current_time()
+            anchor = time.time() - clock.current_time() if self._start is None else self._start
+            self._anchors[clock] = anchor
         return anchor + clock.current_time()
 
     def trio_deadline(self, wall_time: float) -> float:

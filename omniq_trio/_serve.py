@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import signal
@@ -11,7 +12,7 @@ import trio
 
 from ._client import AsyncOmniQ
 from .config import Settings
-from .errors import StoreUnavailableError
+from .errors import ConfigError, StoreUnavailableError
 from .logging import configure_logging, worker_logger
 from .worker import WorkerPool
 
@@ -39,6 +40,10 @@ async def serve(
     ``pool.stop()`` or by cancelling; there a store that stays unavailable
     raises :class:`~omniq_trio.errors.StoreUnavailableError` instead. The pool
     imports the modules of ``settings.imports`` first.
+
+    With ``settings.metrics_port``, the pool's Prometheus metrics are served at
+    ``http://metrics_host:metrics_port/metrics`` (the address is logged once it
+    listens).
     """
     as_process = task_status is trio.TASK_STATUS_IGNORED
     try:
@@ -79,6 +84,8 @@ async def _serve(settings: Settings | None, *, task_status: trio.TaskStatus[Work
         configure_logging(settings.log_level)
     async with AsyncOmniQ(settings) as omniq, trio.open_nursery() as nursery:
         pool = omniq.worker()
+        if settings.metrics_port is not None:
+            await nursery.start(_serve_metrics, pool)
         if threading.current_thread() is threading.main_thread():
             await nursery.start(_stop_on_signals, pool)
             # This process is ours: spare the cyclic collector from rescanning
@@ -86,6 +93,31 @@ async def _serve(settings: Settings | None, *, task_status: trio.TaskStatus[Work
             gc.freeze()
         await pool.run(task_status=task_status)
         nursery.cancel_scope.cancel()
+
+
+async def _serve_metrics(
+    pool: WorkerPool, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    try:
+        from .metrics import WorkerMetrics, serve_metrics
+    except ImportError as exc:
+        raise ConfigError(
+            f"metrics_port needs prometheus-client ({exc}): pip install 'omniq-trio[metrics]'"
+        ) from None
+    settings = pool.settings
+    metrics = WorkerMetrics(pool)
+    pool.add_hook(metrics)
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(
+            functools.partial(
+                serve_metrics,
+                metrics.render,
+                host=settings.metrics_host,
+                port=settings.metrics_port or 0,
+            )
+        )
+        worker_logger.info("worker %s metrics at %s", pool.worker_id, url, extra={"url": url})
+        task_status.started()
 
 
 async def _stop_on_signals(

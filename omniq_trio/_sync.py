@@ -34,7 +34,10 @@ from ._bridge import TrioThread, not_from_trio
 from ._call import Call, Eta, Seconds
 from ._client import AsyncOmniQ
 from ._codec import codec_for
+from ._schedule import Schedule
+from ._tracing import enqueue_span
 from .config import Settings
+from .hooks import Hook
 from .models import (
     Enqueued,
     QueueInfo,
@@ -63,8 +66,8 @@ class OmniQ:
     the thread. One left open is closed when the interpreter exits.
     """
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self._async = AsyncOmniQ(settings)  # checks the settings; does no I/O
+    def __init__(self, settings: Settings | None = None, *, hooks: Iterable[Hook] = ()) -> None:
+        self._async = AsyncOmniQ(settings, hooks=hooks)  # checks the settings; does no I/O
         self._codec = codec_for(self._async.settings.serializer)
         self._thread = TrioThread(owner="OmniQ", cleanup=self._async.aclose)
         self._thread.start().result()  # raises what stopped trio from starting
@@ -76,6 +79,16 @@ class OmniQ:
     def settings(self) -> Settings:
         """The settings this queue was made with."""
         return self._async.settings
+
+    @property
+    def hooks(self) -> tuple[Hook, ...]:
+        """The hooks it delivers events to; see :attr:`AsyncOmniQ.hooks`."""
+        return self._async.hooks
+
+    def add_hook(self, hook: Hook) -> None:
+        """Deliver events to ``hook`` from now on; see :meth:`AsyncOmniQ.add_hook`."""
+        # a list append, atomic under the GIL: the trio thread may be delivering
+        self._async.add_hook(hook)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -160,22 +173,32 @@ class OmniQ:
         return [e.id for e in self.enqueue_calls(calls, connection=connection)]
 
     def enqueue_calls(
-        self, calls: Iterable[Call], *, connection: psycopg.Connection[Any] | None = None
+        self,
+        calls: Iterable[Call],
+        *,
+        connection: psycopg.Connection[Any] | None = None,
+        trace_context: Any = None,
     ) -> list[Enqueued]:
         """Enqueue several tasks in one write, all or none, and say per call whether it
         created a task; see :meth:`AsyncOmniQ.enqueue_calls`. ``connection=``: in that
-        transaction, as for :meth:`enqueue`."""
+        transaction, as for :meth:`enqueue`. ``trace_context``: see
+        :meth:`AsyncOmniQ.enqueue_calls` (default: the caller's current context)."""
         calls = list(calls)  # an iterator is consumed here, not in the other thread
         if connection is None:
-            return self._thread.run(
-                "enqueue_calls", functools.partial(self._async.enqueue_calls, calls)
+            tracing = self._async.tracing
+            if tracing is not None and trace_context is None:
+                trace_context = tracing.capture()  # this thread's, not the trio thread's
+            enqueue = functools.partial(
+                self._async.enqueue_calls, calls, trace_context=trace_context
             )
+            return self._thread.run("enqueue_calls", enqueue)
         tasks = _transactional.build_tasks(
             calls, settings=self.settings, codec=self._codec, now=self._async.clock.now()
         )
-        statement = _transactional.enqueue_statement(self._async.store, tasks)
-        _transactional.check_connection(connection, asyncio=False)
-        return _transactional.run_statement(connection, statement, len(tasks))
+        with enqueue_span(self._async.tracing, tasks, trace_context) as tasks:
+            statement = _transactional.enqueue_statement(self._async.store, tasks)
+            _transactional.check_connection(connection, asyncio=False)
+            return _transactional.run_statement(connection, statement, len(tasks))
 
     def cancel(self, task_id: str) -> bool:
         """Cancel a task that has not finished; ``False`` if it already had."""
@@ -283,10 +306,18 @@ class OmniQ:
     # ---------------------------------------------------------------- working
 
     def worker(
-        self, concurrency: int | None = None, poll_interval: float | None = None
+        self,
+        concurrency: int | None = None,
+        poll_interval: float | None = None,
+        *,
+        queues: Iterable[str] | Mapping[str, int | None] | None = None,
+        schedules: Iterable[Schedule] | None = None,
     ) -> SyncWorkerPool:
-        """A worker pool on this queue (not yet running); see :class:`SyncWorkerPool`."""
-        make = functools.partial(self._async.worker, concurrency, poll_interval)
+        """A worker pool on this queue (not yet running); see :class:`SyncWorkerPool`
+        and, for ``queues`` and ``schedules``, :meth:`AsyncOmniQ.worker`."""
+        make = functools.partial(
+            self._async.worker, concurrency, poll_interval, queues=queues, schedules=schedules
+        )
         return SyncWorkerPool(self._thread, self._thread.run_sync("worker", make))
 
 

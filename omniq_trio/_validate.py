@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Iterable
-from typing import Final, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
 
 from .errors import OmniQError
 
@@ -22,11 +22,12 @@ __all__ = [
     "check_number",
     "check_queue_name",
     "check_seconds",
+    "format_queue_caps",
     "is_number",
+    "parse_queue_caps",
     "to_tuple",
 ]
 
-T = TypeVar("T")
 
 #: What a queue name may be: letters, digits and ``_ . : -``, starting with a
 #: letter or digit, at most 100 characters (it appears in metrics labels and URLs).
@@ -101,9 +102,56 @@ def check_queue_name(value: object, *, error: type[OmniQError], name: str = "que
     return value
 
 
-def to_tuple(values: Iterable[T]) -> tuple[T, ...]:
-    """``tuple`` as a typed converter: with plain ``tuple``, type checkers see the
-    parameter as ``Iterable[_T_co]`` and reject every argument."""
+def parse_queue_caps(
+    value: object, *, error: type[OmniQError], name: str = "queues"
+) -> dict[str, int | None]:
+    """Queues and their caps, from a mapping ``{"emails": 2, "default": None}``, a list
+    of names, or entries written ``NAME`` or ``NAME=CAP`` (in a list, or
+    comma-separated in one string: ``"emails=2,default"``). ``None``: no cap."""
+    if isinstance(value, str):
+        value = [part for part in value.split(",") if part.strip()]
+    pairs: list[tuple[object, object]]
+    if isinstance(value, Mapping):
+        pairs = list(value.items())
+    elif isinstance(value, Iterable):
+        pairs = []
+        for entry in value:
+            if not isinstance(entry, str):
+                raise error(f"{name} entries must be queue names, got {entry!r}")
+            queue_text, sep, cap_text = entry.strip().partition("=")
+            pairs.append((queue_text.strip(), cap_text.strip() if sep else None))
+    else:
+        raise error(
+            f"{name} must be a list of queue names or a mapping of names to caps, got {value!r}"
+        )
+    caps: dict[str, int | None] = {}
+    for given, cap in pairs:
+        queue = check_queue_name(given, error=error, name=f"{name} entry")
+        if queue in caps:
+            raise error(f"{name} names queue {queue!r} twice")
+        if isinstance(cap, str):
+            if not cap.isdigit():
+                raise error(
+                    f"{name}: the cap of {queue!r} must be a whole number >= 1, "
+                    f"got {cap!r} (write NAME=CAP, e.g. emails=2)"
+                )
+            cap = int(cap)
+        caps[queue] = (
+            None
+            if cap is None
+            else check_int(cap, name=f"{name}: the cap of {queue!r}", error=error, minimum=1)
+        )
+    return caps
+
+
+def format_queue_caps(caps: Mapping[str, int | None]) -> tuple[str, ...]:
+    """The ``NAME`` / ``NAME=CAP`` entries of ``caps`` (as ``OMNIQ_QUEUES`` writes them)."""
+    return tuple(queue if cap is None else f"{queue}={cap}" for queue, cap in caps.items())
+
+
+def to_tuple(values: Iterable[Any]) -> tuple[Any, ...]:
+    """``tuple`` as a typed converter: with plain ``tuple`` (or a generic one),
+    type checkers see the parameter as ``Iterable[T]`` and reject every argument."""
     return tuple(values)
 
 

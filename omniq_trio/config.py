@@ -7,6 +7,7 @@ CAPITALS>`` through :meth:`Settings.from_env` (``OMNIQ_BACKEND=postgres``,
 
 from __future__ import annotations
 
+import logging
 import os
 import types
 import typing
@@ -16,7 +17,14 @@ from typing import Any, Literal, get_args, get_origin
 
 import attrs
 
-from ._validate import check_identifier, check_int, check_number, to_tuple
+from ._validate import (
+    check_identifier,
+    check_int,
+    check_number,
+    format_queue_caps,
+    parse_queue_caps,
+    to_tuple,
+)
 from .errors import ConfigError
 
 __all__ = ["Settings"]
@@ -30,6 +38,8 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 ENV_PREFIX = "OMNIQ_"
 #: Bytes in a mebibyte (the default bound of a task's call and of its result).
 MiB = 1024 * 1024
+
+_log = logging.getLogger("omniq_trio.config")
 
 
 def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -70,11 +80,27 @@ def _bool(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None
         raise ConfigError(f"{attribute.name} must be True or False, got {value!r}")
 
 
+def _port(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (
+        check_int(value, name=attribute.name, error=ConfigError, minimum=0) > 65_535
+    ):
+        raise ConfigError(f"{attribute.name} must be a port number (0 to 65535), got {value!r}")
+
+
+def _host(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{attribute.name} must be a host name or address, got {value!r}")
+
+
 def _to_path(value: str | os.PathLike[str]) -> Path:
     try:
         return Path(value)
     except TypeError:
         raise ConfigError(f"base_dir must be a path, got {value!r}") from None
+
+
+def _queues(value: object) -> tuple[str, ...]:
+    return format_queue_caps(parse_queue_caps(value, error=ConfigError))
 
 
 def _upper(value: object) -> object:
@@ -101,6 +127,11 @@ class Settings:
 
     #: Tasks a worker runs at once (``serve`` and the ``worker`` command).
     concurrency: int = attrs.field(default=1, validator=_int_at_least(1))
+    #: The queues a worker claims from (empty: every queue), each ``NAME`` or
+    #: ``NAME=CAP`` to run at most CAP of its tasks at once:
+    #: ``OMNIQ_QUEUES=emails=2,default``. A mapping ``{"emails": 2, "default": None}``
+    #: or a list of entries works too.
+    queues: tuple[str, ...] = attrs.field(default=(), converter=_queues)
     #: Longest a worker waits before looking for due tasks again.
     poll_interval: float = attrs.field(default=1.0, validator=_positive)
     #: How long a graceful stop lets running tasks finish before cancelling them.
@@ -177,6 +208,15 @@ class Settings:
     max_result_bytes: int = attrs.field(default=MiB, validator=_int_at_least(1))
     #: Level of the ``omniq_trio`` logger.
     log_level: LogLevel = attrs.field(default="INFO", converter=_upper, validator=_one_of)
+    #: Serve the worker's Prometheus metrics on this port (``omniq-trio worker``,
+    #: ``serve``; 0: any free port, logged); ``None``: no metrics. Needs the
+    #: ``metrics`` extra.
+    metrics_port: int | None = attrs.field(default=None, validator=_port)
+    #: The address the metrics are served on: loopback unless you open it up.
+    metrics_host: str = attrs.field(default="127.0.0.1", validator=_host)
+    #: Make OpenTelemetry spans of enqueues and runs, and carry the trace context
+    #: inside tasks. Needs the ``otel`` extra.
+    tracing: bool = attrs.field(default=False, validator=_bool)
 
     def __attrs_post_init__(self) -> None:
         if self.backend == "postgres" and not self.dsn:
@@ -193,35 +233,76 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Settings from ``OMNIQ_*`` variables, then ``overrides``, then defaults.
 
-        A DSN (``OMNIQ_DSN`` or ``dsn=``) with no backend given selects ``"postgres"``.
+        A DSN with no backend beside it selects ``"postgres"``: ``OMNIQ_DSN``
+        without ``OMNIQ_BACKEND``, or ``dsn=`` without ``backend=`` (which then
+        also wins over ``OMNIQ_BACKEND``, as every override does).
 
         Raises :class:`~omniq_trio.errors.ConfigError` naming the variable when
-        one cannot be parsed, and for ``OMNIQ_*`` names that are not settings
-        (a typo would otherwise be silently ignored).
+        one cannot be parsed, and for an ``OMNIQ_*`` name that is a likely typo
+        of a setting (``OMNIQ_CONCURENCY``), naming the setting meant. Any other
+        ``OMNIQ_*`` name may belong to another tool: it is logged as a warning
+        and ignored.
         """
         environ = os.environ if environ is None else environ
         fields = {f.name: f for f in attrs.fields(cls)}
         values: dict[str, Any] = {}
         for key, raw in environ.items():
-            if not key.startswith(ENV_PREFIX):
-                continue
-            name = key[len(ENV_PREFIX) :].lower()
-            if name in _NOT_SETTINGS:
-                continue
-            if name not in fields:
-                raise ConfigError(
-                    f"{key} is not an omniq_trio setting; known: "
-                    + ", ".join(ENV_PREFIX + n.upper() for n in fields)
+            name = _setting_name(key, fields)
+            if name is not None:
+                values[name] = _check_env(
+                    key, raw, fields[name], _parse_env(key, raw, _resolve(name))
                 )
-            values[name] = _check_env(key, raw, fields[name], _parse_env(key, raw, _resolve(name)))
-        values.update(overrides)
-        if values.get("dsn") and "backend" not in values:
-            values["backend"] = "postgres"  # a DSN alone means PostgreSQL
-        return cls(**values)
+        return cls(**{**_dsn_selects_postgres(values), **_dsn_selects_postgres(overrides)})
+
+
+def _dsn_selects_postgres(values: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``values`` with ``backend="postgres"`` added when they give a DSN but no backend."""
+    if values.get("dsn") and "backend" not in values:
+        return {**values, "backend": "postgres"}
+    return values
 
 
 # OMNIQ_* variables that belong to other tools (tests, benchmarks), not to Settings.
 _NOT_SETTINGS = frozenset({"test_postgres_dsn"})
+
+
+def _setting_name(key: str, fields: Mapping[str, attrs.Attribute[Any]]) -> str | None:
+    """The Settings field variable ``key`` sets, or ``None`` when it sets none."""
+    if not key.startswith(ENV_PREFIX):
+        return None
+    name = key[len(ENV_PREFIX) :].lower()
+    if name in fields:
+        return name
+    if name in _NOT_SETTINGS:
+        return None
+    meant = [field for field in fields if _edit_distance(name, field) <= _typo_distance(field)]
+    if meant:
+        raise ConfigError(
+            f"{key} is not an omniq_trio setting; did you mean "
+            + " or ".join(ENV_PREFIX + n.upper() for n in meant)
+            + "?"
+        )
+    _log.warning("%s is not an omniq_trio setting; ignored", key)
+    return None
+
+
+def _typo_distance(name: str) -> int:
+    """Edits that still make a likely typo of ``name``: 1 for short names, else 2."""
+    return 1 if len(name) <= 4 else 2
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Insertions, deletions, substitutions and swaps of neighbours that turn ``a`` into ``b``."""
+    # optimal string alignment: Levenshtein plus adjacent transpositions
+    previous: list[int] = []
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        before, previous, row = previous, row, [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                row[j] = min(row[j], before[j - 2] + 1)
+    return row[-1]
 
 
 def _resolve(name: str) -> Any:

@@ -18,6 +18,7 @@ __all__ = [
     "LeaseLostError",
     "OmniQError",
     "ResultTooLargeError",
+    "ScheduleError",
     "SerializationError",
     "StoreClosedError",
     "StoreError",
@@ -46,6 +47,11 @@ class ConfigError(OmniQError, ValueError):
 class TaskOptionError(OmniQError, ValueError):
     """An ``enqueue`` option is invalid (negative delay, eta and delay together, a bad queue
     name, ...); nothing was stored."""
+
+
+class ScheduleError(OmniQError, ValueError):
+    """A cron :class:`~omniq_trio.Schedule` is invalid (its expression, timezone, queue,
+    name, arguments), or two schedules of one pool share a name; nothing was started."""
 
 
 class SerializationError(OmniQError, ValueError):

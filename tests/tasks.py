@@ -3,7 +3,9 @@
 Groups, by prefix (add your own group rather than reusing another's functions):
 
 * ``rt_*``: the runtime tests (``tests/runtime/``). They report what happened
-  inside the task to :data:`rt_probe`, which the tests reset and read.
+  inside the task to the probe of the test that started them
+  (:func:`fresh_probe`, the ``probe`` fixture), so a thread an earlier test
+  left behind touches only that test's probe.
 * ``seed_*``: the functions of ``seed/run-workers.md``'s examples.
 * ``pg_*``: the PostgreSQL process tests (``tests/postgres/``). Each run
   appends a line to a file of its process in ``runs_dir``, so a test can
@@ -56,14 +58,6 @@ class RuntimeProbe:
     _barriers: dict[str, threading.Barrier] = attrs.Factory(dict)
     _lock: threading.Lock = attrs.Factory(threading.Lock)
 
-    def reset(self) -> None:
-        self.unblock.set()  # let blocked threads of an earlier test finish
-        with self._lock:
-            self.running = self.max_running = 0
-            self.starts, self.ends, self.runs = [], [], Counter()
-            self.blocked, self.unblock = threading.Event(), threading.Event()
-            self._barriers = {}
-
     def enter(self, label: str) -> int:
         """Record a start; returns which execution of ``label`` this is (1, 2, ...)."""
         with self._lock:
@@ -94,23 +88,43 @@ class RuntimeProbe:
         return [name for name, _ in self.starts]
 
 
-rt_probe = RuntimeProbe()
+_current = RuntimeProbe()
+
+#: Not a function: what a task path naming it must be refused for.
+rt_not_callable = "not a function"
+
+
+def fresh_probe() -> RuntimeProbe:
+    """A new probe for the ``rt_*`` runs that start from now on (one per test).
+
+    Each run reports to the probe current when it started, until it ends: a
+    thread an earlier test abandoned (``rt_sync_block``) cannot touch this one.
+    """
+    global _current
+    _current.unblock.set()  # let blocked threads of the earlier test finish
+    _current = RuntimeProbe()
+    return _current
 
 
 class _Probed:
-    """``with _Probed(label) as run:`` records enter/exit (or leave, if cancelled)."""
+    """``with _Probed(label) as run:`` records enter/exit (or leave, if cancelled)
+    on the probe current when the run started."""
 
     def __init__(self, label: str) -> None:
         self.label = label
+        self.probe = _current
+        #: which execution of ``label`` this is (1, 2, ...)
+        self.number = 0
 
-    def __enter__(self) -> int:
-        return rt_probe.enter(self.label)
+    def __enter__(self) -> _Probed:
+        self.number = self.probe.enter(self.label)
+        return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if exc_type is not None and issubclass(exc_type, trio.Cancelled):
-            rt_probe.leave()
+            self.probe.leave()
         else:
-            rt_probe.exit(self.label)
+            self.probe.exit(self.label)
 
 
 # ------------------------------------------------------------------ runtime tasks
@@ -127,8 +141,8 @@ async def rt_flaky(label: str, failures: int, seconds: float = 0.0) -> str:
     """Take ``seconds``, then raise on the first ``failures`` executions of ``label``."""
     with _Probed(label) as run:
         await trio.sleep(seconds)
-        if run <= failures:
-            raise ValueError(f"{label} failure {run} of {failures}")
+        if run.number <= failures:
+            raise ValueError(f"{label} failure {run.number} of {failures}")
         return label
 
 
@@ -155,16 +169,16 @@ def rt_sync_echo(*args: Any, **kwargs: Any) -> dict[str, Any]:
 
 def rt_sync_meet(label: str, parties: int) -> str:
     """Wait (in a thread) until ``parties`` executions of ``label`` run at once."""
-    with _Probed(label):
-        rt_probe.barrier(label, parties).wait()
+    with _Probed(label) as run:
+        run.probe.barrier(label, parties).wait()
         return label
 
 
 def rt_sync_block(label: str) -> str:
-    """Block its thread, ignoring cancellation, until the test sets ``rt_probe.unblock``."""
-    with _Probed(label):
-        rt_probe.blocked.set()
-        rt_probe.unblock.wait(timeout=60)
+    """Block its thread, ignoring cancellation, until the test sets ``probe.unblock``."""
+    with _Probed(label) as run:
+        run.probe.blocked.set()
+        run.probe.unblock.wait(timeout=60)
         return label
 
 

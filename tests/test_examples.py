@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -117,10 +118,12 @@ def test_graceful_shutdown(tmp_path: Path) -> None:
 
 
 def test_test_with_mockclock_passes_under_pytest(tmp_path: Path) -> None:
-    """The copyable test module passes as a user would run it, with only the plugin's help."""
+    """The copyable test module passes as a user would run it, with only the plugin's help:
+    copied into a project of its own, where the plugin comes from its entry point."""
+    shutil.copy(EXAMPLES / "test_with_mockclock.py", tmp_path)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", str(EXAMPLES / "test_with_mockclock.py")],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_with_mockclock.py"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -157,7 +160,7 @@ def _wait_for_line(proc: subprocess.Popen[str], pattern: str, deadline: float) -
         lines.put(None)
 
     threading.Thread(target=read, daemon=True).start()
-    seen = []
+    seen: list[str] = []
     while True:
         line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
         if line is None:

@@ -18,17 +18,30 @@ from typing import Any, TypeVar
 
 import trio
 
+from .._call import Call
 from .._client import AsyncOmniQ
 from .._clock import DEFAULT_CLOCK
 from .._functions import func_path
 from .._serve import run_worker
 from ..config import Settings
 from ..models import TaskStatus
-from ..store import JournalStore, repair_journal
-from ..store._journal import _files as journal_files
+from ..store import JournalStore, journal_exists, repair_journal
 from ._text import age, date, parse_duration, table, to_json
 
-__all__ = ["COMMANDS", "CliError"]
+__all__ = [
+    "CliError",
+    "cancel",
+    "compact",
+    "enqueue",
+    "inspect",
+    "list_",
+    "migrate",
+    "purge",
+    "repair",
+    "retry",
+    "status",
+    "worker",
+]
 
 T = TypeVar("T")
 
@@ -60,7 +73,7 @@ def _require_store(settings: Settings) -> None:
     if settings.backend != "file":
         return
     base_dir = settings.base_dir
-    if not base_dir.is_dir() or not journal_files.list_segments(base_dir):
+    if not journal_exists(base_dir):
         raise CliError(
             f"no journal in {base_dir} (nothing was ever enqueued there); "
             "check --base-dir or OMNIQ_BASE_DIR"
@@ -119,18 +132,25 @@ def enqueue(args: argparse.Namespace, settings: Settings) -> int:
             "enqueued anyway (a worker that imports it, --import, runs it)",
             file=sys.stderr,
         )
-    task_id = _client(
-        settings,
-        lambda omniq: omniq.enqueue(
-            path,
-            *call_args,
-            delay=args.delay,
-            max_retries=args.max_retries,
-            priority=args.priority,
-            task_kwargs=call_kwargs,
-        ),
+    call = Call(
+        path,
+        call_args,
+        call_kwargs,
+        delay=args.delay,
+        max_retries=args.max_retries,
+        priority=args.priority,
+        queue=args.queue,
+        unique_key=args.unique_key,
+        unique_for=args.unique_for,
     )
-    print(task_id)
+    (enqueued,) = _client(settings, lambda omniq: omniq.enqueue_calls([call]))
+    if not enqueued.created:
+        print(
+            f"omniq-trio enqueue: task {enqueued.id} holds unique key {args.unique_key!r}; "
+            "nothing new was enqueued",
+            file=sys.stderr,
+        )
+    print(enqueued.id)
     return 0
 
 
@@ -322,18 +342,3 @@ def migrate(args: argparse.Namespace, settings: Settings) -> int:
     _client(settings, lambda omniq: omniq.open())
     print(f"schema {settings.postgres_schema!r} is up to date")
     return 0
-
-
-COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
-    "worker": worker,
-    "enqueue": enqueue,
-    "status": status,
-    "list": list_,
-    "inspect": inspect,
-    "cancel": cancel,
-    "retry": retry,
-    "purge": purge,
-    "compact": compact,
-    "repair": repair,
-    "migrate": migrate,
-}

@@ -16,6 +16,7 @@ from ._base import StoreCapabilities as StoreCapabilities
 from ._base import StoreStats as StoreStats
 from ._journal import JournalStore as JournalStore
 from ._journal import RepairReport as RepairReport
+from ._journal import journal_exists as journal_exists
 from ._journal import repair_journal as repair_journal
 from ._memory import MemoryStore as MemoryStore
 
@@ -34,6 +35,7 @@ __all__ = [
     "Store",
     "StoreCapabilities",
     "StoreStats",
+    "journal_exists",
     "repair_journal",
 ]
 

@@ -2,17 +2,19 @@
 
 "Nothing left" is read from the store, not from the worker pool: no task
 RUNNING (a task whose outcome is still being written counts as running, so
-every result is in when ``drain`` returns) and no claimable task that
-``drain`` should wait for. It waits on the store's change notifications with
-the next eta as deadline, so under ``autojump_clock`` trio jumps straight to
-it; a ``MockClock`` that does not move by itself is made to autojump while
-``drain`` runs.
+every result is in when ``drain`` returns), no claimable task that ``drain``
+should wait for (tasks of paused queues never run, so they are not waited
+for), and no slot of the drain's cron schedules within its horizon that the
+store has not seen fired. It waits on the store's change notifications with
+the next eta (or slot) as deadline, so under ``autojump_clock`` trio jumps
+straight to it; a ``MockClock`` that does not move by itself is made to
+autojump while ``drain`` runs.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Final
 
@@ -21,8 +23,11 @@ import trio.testing
 
 from .._client import AsyncOmniQ
 from .._clock import Clock
+from .._schedule import Schedule, check_schedules
+from ..errors import ScheduleError
 from ..models import Task, TaskResult, TaskStatus
 from ..store import Change, Store
+from ..worker._scheduler import DUE_TOLERANCE
 
 __all__ = ["DEFAULT_DRAIN_TIMEOUT", "drain"]
 
@@ -43,6 +48,9 @@ MEMORY_POLL_INTERVAL: Final = 86_400.0
 MEMORY_LEASE_DURATION: Final = 3_600.0
 
 _WAITING: Final = (TaskStatus.PENDING, TaskStatus.RETRYING)
+#: How often ``drain`` looks again for a cron slot that is due but not yet
+#: fired (virtual seconds): the pool's scheduler fires it at the same instant.
+_SLOT_RECHECK: Final = 1.0
 
 
 async def drain(
@@ -51,6 +59,8 @@ async def drain(
     within: float | None = None,
     concurrency: int | None = None,
     timeout: float | None = None,
+    schedules: Sequence[Schedule] = (),
+    slots: int | None = None,
 ) -> dict[str, TaskResult]:
     """Run a worker pool on ``omniq`` until no task is due or running, then stop it.
 
@@ -61,6 +71,13 @@ async def drain(
     due. With ``within=S``, ``drain`` instead runs every task that is due in
     the next ``S`` seconds, repeating ones included, and returns with the
     clock ``S`` seconds on.
+
+    The pool fires the cron ``schedules`` given (none by default), and
+    ``drain`` waits for every slot of them within its horizon to be fired
+    and run. ``slots=N`` sets the horizon to the ``N``-th next slot of those
+    schedules: ``drain(omniq, schedules=[nightly], slots=1)`` runs the next
+    nightly run and returns with the clock at its slot. Tasks of paused
+    queues are not waited for (they cannot run).
 
     Returns the result of every task that has one, by task id, in enqueue
     order (for a repeating task, its latest run). ``concurrency`` defaults to
@@ -73,7 +90,13 @@ async def drain(
     await omniq.open()
     clock = omniq.clock
     started = trio.current_time()
-    horizon = None if within is None else clock.now() + within
+    schedules = check_schedules(schedules)
+    since = clock.now()
+    if slots is not None:
+        if within is not None:
+            raise ScheduleError("give drain within= or slots=, not both")
+        within = _until_slot(schedules, slots, since) - since
+    horizon = None if within is None else since + within
     limit = (within or 0.0) + (DEFAULT_DRAIN_TIMEOUT if timeout is None else timeout)
     runner = omniq
     if not omniq.store.capabilities.shared:
@@ -85,15 +108,21 @@ async def drain(
         try:
             with trio.fail_after(limit):
                 async with trio.open_nursery() as nursery:
-                    pool = runner.worker(concurrency=concurrency)
+                    pool = runner.worker(concurrency=concurrency, schedules=schedules)
                     await nursery.start(pool.run)
-                    await _until_idle(omniq.store, clock, horizon)
+                    await _until_idle(omniq.store, clock, horizon, schedules, since)
                     await pool.stop()
         except trio.TooSlowError:
             left = [
                 f"{t.id} {t.func} ({t.status.value})"
                 for t in await omniq.list_tasks()
                 if t.status in (*_WAITING, TaskStatus.RUNNING)
+            ]
+            fired = {info.name: info.last_slot for info in await omniq.list_schedules()}
+            left += [
+                f"schedule {s.name!r} slot {slot}"
+                for s in schedules
+                if (slot := _unfired(s, fired.get(s.name), since, horizon)) is not None
             ]
             raise trio.TooSlowError(
                 f"drain gave up after {limit:g}s with tasks left to run: {', '.join(left[:10])}"
@@ -133,7 +162,45 @@ def _waited_for(task: Task, now: float, horizon: float | None) -> bool:
     return task.status is TaskStatus.RETRYING or task.interval is None or task.eta <= now
 
 
-async def _until_idle(store: Store, clock: Clock, horizon: float | None) -> None:
+def _until_slot(schedules: Sequence[Schedule], slots: int, now: float) -> float:
+    """The ``slots``-th slot after ``now`` among ``schedules``."""
+    if not schedules:
+        raise ScheduleError("drain(slots=...) needs the schedules= whose slots to run")
+    if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
+        raise ScheduleError(f"slots must be a whole number >= 1, got {slots!r}")
+    # a slot at the start counts (the pool fires it at once), later ones are strictly later
+    at = min(_first_slot(schedule, now) for schedule in schedules)
+    for _ in range(slots - 1):
+        at = min(schedule.next_slot(at) for schedule in schedules)
+    return at
+
+
+def _first_slot(schedule: Schedule, since: float) -> float:
+    """The first slot at or after ``since`` (as the pool's scheduler counts it)."""
+    return schedule.expression.first_from(since, tolerance=DUE_TOLERANCE)
+
+
+def _unfired(
+    schedule: Schedule, fired: float | None, since: float, horizon: float | None
+) -> float | None:
+    """The first slot of ``schedule`` from ``since`` to ``horizon`` not fired yet, if any."""
+    if horizon is None:
+        return None
+    expression = schedule.expression
+    if fired is not None and fired >= since:
+        slot = expression.next_after(fired)
+    else:
+        slot = _first_slot(schedule, since)
+    return slot if slot <= horizon else None
+
+
+async def _until_idle(
+    store: Store,
+    clock: Clock,
+    horizon: float | None,
+    schedules: Sequence[Schedule] = (),
+    since: float = 0.0,
+) -> None:
     while True:
         # Read the versions first: a change after this point ends the wait below.
         seen = {change: store.change_version(change) for change in Change}
@@ -141,12 +208,27 @@ async def _until_idle(store: Store, clock: Clock, horizon: float | None) -> None
         # One snapshot: a claim between two reads could hide a task from both.
         tasks = (await store.list_tasks()).tasks
         if not any(task.status is TaskStatus.RUNNING for task in tasks):
+            paused = {queue.name for queue in await store.list_queues() if queue.paused}
             now = clock.now()
             etas = [
                 task.eta
                 for task in tasks
-                if task.status in _WAITING and _waited_for(task, now, horizon)
+                if task.status in _WAITING
+                and task.queue not in paused
+                and _waited_for(task, now, horizon)
             ]
+            if schedules:
+                fired = {info.name: info.last_slot for info in await store.list_schedules()}
+                slots = [
+                    slot
+                    for schedule in schedules
+                    if (slot := _unfired(schedule, fired.get(schedule.name), since, horizon))
+                    is not None
+                ]
+                if slots and min(slots) <= now:
+                    # due: the pool's scheduler fires it at this instant
+                    deadline = trio.current_time() + _SLOT_RECHECK
+                etas += slots
             if not etas:
                 return
             if min(etas) > now:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
 from .._client import AsyncOmniQ
+from .._clock import Clock
+from .._validate import check_number
 from ..config import Settings
+from ..errors import ConfigError
 
 __all__ = ["TEST_SETTINGS", "open_test_omniq"]
 
@@ -21,7 +25,10 @@ TEST_SETTINGS: Final = Settings(backend="memory", sync_tasks="inline", retry_jit
 
 @asynccontextmanager
 async def open_test_omniq(
-    settings: Settings | None = None, **overrides: Any
+    settings: Settings | None = None,
+    *,
+    start: dt.datetime | float | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[AsyncOmniQ]:
     """An open ``AsyncOmniQ`` on a fresh memory store, closed on exit.
 
@@ -29,10 +36,22 @@ async def open_test_omniq(
     fields of it (``open_test_omniq(max_retries=...)`` is an error: use
     ``default_max_retries=3``). Stored times follow the running trio clock,
     so under ``trio.testing.MockClock`` every eta, backoff and timeout is
-    virtual.
+    virtual. ``start`` (an aware datetime or epoch seconds) is the wall-clock
+    time at the MockClock's time 0 (default: the real time when the clock is
+    first read), to test a cron schedule on a given day; only a MockClock
+    honours it.
     """
     settings = TEST_SETTINGS if settings is None else settings
     if overrides:
         settings = settings.evolve(**overrides)
-    async with AsyncOmniQ(settings) as omniq:
+    clock = None if start is None else Clock(start=_epoch(start))
+    async with AsyncOmniQ(settings, clock=clock) as omniq:
         yield omniq
+
+
+def _epoch(start: dt.datetime | float) -> float:
+    if isinstance(start, dt.datetime):
+        if start.tzinfo is None:
+            raise ConfigError(f"start must be an aware datetime, got naive {start!r}")
+        return start.timestamp()
+    return check_number(start, name="start", error=ConfigError)

@@ -26,14 +26,18 @@ import trio
 
 from .._clock import Clock
 from .._codec import Codec
+from .._hook_delivery import HookDelivery
 from .._limits import check_call_size, check_result_size
 from .._registry import resolve_task
+from .._tracing import Tracing, run_span
 from ..config import Settings
 from ..errors import TaskTimeoutError
 from ..logging import log_task_released, log_task_started, worker_logger
 from ..models import Task, TaskError
 from ..store import Outcome, Store
 from ._backoff import next_interval_eta, retry_delay
+from ._credits import Credits
+from ._observe import run_outcome, run_released, run_started
 from ._stats import Counters
 from ._threads import SyncThreads
 
@@ -107,6 +111,8 @@ class TaskRunner:
     limiter: trio.CapacityLimiter
     counters: Counters
     rand: Callable[[], float]
+    hooks: HookDelivery = attrs.field(factory=HookDelivery)
+    tracing: Tracing | None = None
     #: the threads sync task functions run in (bounded by ``limiter``)
     threads: SyncThreads = attrs.field(factory=SyncThreads)
 
@@ -114,11 +120,16 @@ class TaskRunner:
         """Run ``task`` and send its outcome; if interrupted, release it and re-raise."""
         counters = self.counters
         counters.running += 1
+        counters.running_ids.add(task.id)
         handed_over = False
+        started = trio.current_time()
         try:
             log_task_started(task)
-            started = trio.current_time()
-            outcome = await self._execute(task)
+            run_started(self.hooks, task, self.worker_id, self.clock)
+            with run_span(self.tracing, task, self.worker_id) as span:
+                outcome = await self._execute(task)
+                if self.tracing is not None:
+                    span.ended(run_outcome(outcome), outcome.error)
             finished = Finished(task, outcome, trio.current_time() - started)
             try:
                 outcome_send.send_nowait(finished)  # room in the buffer: skip a scheduler trip
@@ -127,12 +138,13 @@ class TaskRunner:
             handed_over = True
         finally:
             counters.running -= 1
+            counters.running_ids.discard(task.id)
             if not handed_over:
                 # Only cancellation gets here (a task's own errors are its
                 # outcome), and not always as a bare trio.Cancelled: a nursery
                 # inside the task wraps it in an exception group.
                 with cleanup_scope():
-                    await self._release(task)
+                    await self._release(task, trio.current_time() - started)
 
     async def _execute(self, task: Task) -> Outcome:
         try:
@@ -201,7 +213,7 @@ class TaskRunner:
             return Outcome.next_run(task.id, self.worker_id, now, eta, error=error)
         return Outcome.failure(task.id, self.worker_id, now, error)
 
-    async def _release(self, task: Task) -> None:
+    async def _release(self, task: Task, duration: float) -> None:
         try:
             released = await self.store.release([task.id], worker_id=self.worker_id)
         except Exception:
@@ -211,6 +223,8 @@ class TaskRunner:
             return
         self.counters.released += len(released)
         log_task_released(released, "interrupted by the stop")
+        if released:
+            run_released(self.hooks, task, self.worker_id, self.clock.now(), duration)
 
 
 def _slot(task: Task) -> float:
@@ -222,7 +236,7 @@ async def executor(
     task_receive: trio.MemoryReceiveChannel[Task],
     outcome_send: trio.MemorySendChannel[Finished],
     runner: TaskRunner,
-    credits: trio.Semaphore,
+    credits: Credits,
 ) -> None:
     """Run tasks from ``task_receive`` one at a time until the channel closes.
 
@@ -234,4 +248,4 @@ async def executor(
             try:
                 await runner.run(task, outcome_send)
             finally:
-                credits.release()
+                credits.release(task)

@@ -1,15 +1,22 @@
-"""The lease keeper: renews this worker's leases, reclaims expired ones, purges old results."""
+"""The lease keeper: renews this worker's leases and its registry record, reclaims
+expired leases, purges old results."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import final
 
 import trio
 
 from .._clock import Clock
+from .._hook_delivery import HookDelivery
 from ..logging import log_task_released, worker_logger
+from ..models import WorkerInfo
 from ..store import Store
 from ._health import StoreHealth
+from ._observe import report_lost
 
-__all__ = ["lease_keeper"]
+__all__ = ["Heartbeat", "lease_keeper"]
 
 
 async def lease_keeper(
@@ -20,18 +27,25 @@ async def lease_keeper(
     result_ttl: float,
     failed_ttl: float,
     clock: Clock,
+    heartbeat: Heartbeat | None = None,
+    hooks: HookDelivery | None = None,
     health: StoreHealth | None = None,
 ) -> None:
-    """Every third of ``lease_duration``: renew, reclaim, purge. Runs until cancelled.
+    """Every third of ``lease_duration``: renew, heartbeat, reclaim, purge. Runs until
+    cancelled.
 
     Renewing three times per lease leaves two chances to recover from a slow
-    or failed store round trip before a lease lapses.
+    or failed store round trip before a lease lapses. The heartbeat refreshes
+    the pool's record in the worker registry, so a pool that dies drops out of
+    it once its last heartbeat is older than its lease.
     """
     while True:
         await trio.sleep(lease_duration / 3)
         now = clock.now()
         try:
             await store.renew(worker_id, lease_until=now + lease_duration)
+            if heartbeat is not None:
+                await heartbeat.beat(now)
             reclaimed = await store.reclaim_expired(now=now)
             log_task_released(reclaimed.requeued, "their worker's lease expired")
             if reclaimed.failed:
@@ -41,6 +55,9 @@ async def lease_keeper(
                     len(reclaimed.failed),
                     ", ".join(reclaimed.failed),
                 )
+            if hooks:
+                lost = [*reclaimed.requeued, *reclaimed.failed]
+                await report_lost(hooks, lost, store=store, worker_id=worker_id, at=now)
             await store.purge(
                 finished_before=now - result_ttl, failed_before=now - failed_ttl, limit=10_000
             )
@@ -51,3 +68,46 @@ async def lease_keeper(
         else:
             if health is not None:
                 health.ok()
+
+
+@final
+class Heartbeat:
+    """A pool's record in the worker registry: written at start and with every lease
+    renewal, removed at stop. Its failures are logged, never raised: a pool runs
+    tasks whether or not it is listed."""
+
+    def __init__(self, store: Store, worker_info: Callable[[float], WorkerInfo]) -> None:
+        self._store = store
+        self._worker_info = worker_info
+        #: the store keeps no registry (said once)
+        self._unsupported = False
+
+    async def beat(self, now: float) -> None:
+        """Record the pool as it is at ``now``."""
+        if self._unsupported:
+            return
+        info = self._worker_info(now)
+        try:
+            await self._store.register_worker(info)
+        except NotImplementedError:
+            self._unsupported = True
+            worker_logger.warning(
+                "%s keeps no worker registry: this pool is not listed by `omniq-trio workers`",
+                type(self._store).__name__,
+            )
+        except Exception:
+            worker_logger.exception("recording worker %s in the registry failed", info.id)
+
+    async def end(self, worker_id: str) -> None:
+        """Remove the pool's record (it stopped)."""
+        if self._unsupported:
+            await trio.lowlevel.checkpoint()
+            return
+        try:
+            await self._store.unregister_worker(worker_id)
+        except Exception:
+            worker_logger.exception(
+                "removing worker %s from the registry failed; it drops out when its "
+                "heartbeat expires",
+                worker_id,
+            )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Final
 
 import trio
 
+from .._clock import DEFAULT_CLOCK, Clock
+from .._hook_delivery import HookDelivery
 from ..logging import (
     log_task_failed,
     log_task_released,
@@ -14,8 +17,9 @@ from ..logging import (
     worker_logger,
 )
 from ..store import OutcomeKind, Store
-from ._executor import Finished, cleanup_scope
+from ._executor import Finished, cleanup_scope, task_error
 from ._health import StoreHealth
+from ._observe import run_ended, run_released
 from ._stats import Counters
 
 __all__ = ["OUTCOME_BUFFER", "recorder"]
@@ -38,6 +42,8 @@ async def recorder(
     store: Store,
     worker_id: str,
     counters: Counters,
+    hooks: HookDelivery | None = None,
+    clock: Clock | None = None,
     health: StoreHealth | None = None,
 ) -> None:
     """Record outcomes until every executor has closed its end of the channel.
@@ -49,22 +55,27 @@ async def recorder(
     whatever else is in the channel are written on the way out, shielded,
     rather than left RUNNING until their leases expire.
     """
+    record = functools.partial(
+        _record,
+        store=store,
+        worker_id=worker_id,
+        counters=counters,
+        hooks=HookDelivery() if hooks is None else hooks,
+        clock=DEFAULT_CLOCK if clock is None else clock,
+        health=health,
+    )
     async with outcome_receive:
         batch: list[Finished] = []
         try:
             async for first in outcome_receive:
                 batch = [first, *_take(outcome_receive, MAX_BATCH - 1)]
-                await _record(
-                    batch, store=store, worker_id=worker_id, counters=counters, health=health
-                )
+                await record(batch)
                 batch = []
         finally:
             batch += _take(outcome_receive, OUTCOME_BUFFER)
             if batch:
                 with cleanup_scope():
-                    await _record(
-                        batch, store=store, worker_id=worker_id, counters=counters, health=health
-                    )
+                    await record(batch)
 
 
 def _take(outcome_receive: trio.MemoryReceiveChannel[Finished], limit: int) -> list[Finished]:
@@ -84,6 +95,8 @@ async def _record(
     store: Store,
     worker_id: str,
     counters: Counters,
+    hooks: HookDelivery,
+    clock: Clock,
     health: StoreHealth | None = None,
 ) -> None:
     try:
@@ -94,7 +107,11 @@ async def _record(
         worker_logger.exception("could not record %d outcome(s); releasing the tasks", len(batch))
         if health is not None:
             health.failed(exc)
-        await _release([f.task.id for f in batch], store=store, worker_id=worker_id, health=health)
+        task_ids = [f.task.id for f in batch]
+        released = set(await _release(task_ids, store=store, worker_id=worker_id, health=health))
+        for f in batch:
+            if f.task.id in released:
+                run_released(hooks, f.task, worker_id, clock.now(), f.duration)
         return
     if health is not None:
         health.ok()
@@ -102,7 +119,9 @@ async def _record(
         task, outcome = finished.task, finished.outcome
         if error is not None:
             worker_logger.warning("outcome of task %s dropped: %s", task.id, error)
+            run_ended(hooks, task, outcome, finished.duration, refused=task_error(error))
             continue
+        run_ended(hooks, task, outcome, finished.duration)
         counters.processed += 1
         if outcome.error is None:
             counters.succeeded += 1
@@ -118,8 +137,8 @@ async def _record(
 
 async def _release(
     task_ids: list[str], *, store: Store, worker_id: str, health: StoreHealth | None = None
-) -> None:
-    """Release ``task_ids``, trying until the store takes it.
+) -> list[str]:
+    """Release ``task_ids``, trying until the store takes it; returns those released.
 
     Giving up would strand the tasks: the lease keeper goes on renewing every
     lease this worker holds. Only the stop ends the retries (the waits are
@@ -141,6 +160,6 @@ async def _release(
                 log_task_released(released, "their outcome could not be recorded")
                 if health is not None:
                     health.ok()
-                return
+                return released
         await trio.sleep(wait)
         wait = min(2 * wait, RELEASE_RETRY_MAX)

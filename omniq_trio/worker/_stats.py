@@ -9,7 +9,12 @@ __all__ = ["Counters", "PoolStatistics"]
 
 @attrs.define(eq=False)
 class Counters:
-    """Running totals, updated by the pool's executors (and only by them)."""
+    """Running totals of one pool, all on its trio thread (no lock needed).
+
+    The executors (``TaskRunner``) count ``running`` and ``released`` (runs
+    the stop interrupted); the recorder counts ``processed``, ``succeeded``,
+    ``failed`` and ``retried`` once the store has taken each outcome.
+    """
 
     processed: int = 0
     succeeded: int = 0
@@ -17,20 +22,24 @@ class Counters:
     retried: int = 0
     released: int = 0
     running: int = 0
+    #: ids of the tasks executing now (for the worker registry)
+    running_ids: set[str] = attrs.Factory(set)
 
 
 @attrs.frozen
 class PoolStatistics:
     """A snapshot of a worker pool's counters (``WorkerPool.statistics()``)."""
 
-    #: Runs that finished, whatever the outcome.
+    #: Runs that finished, whatever the outcome, once the store took the outcome.
     tasks_processed: int
     tasks_succeeded: int
     #: Runs that failed with no retry left.
     tasks_failed: int
     #: Runs that failed and were scheduled to run again.
     tasks_retried: int
-    #: Tasks handed back to the queue unfinished (stop deadline, or never started).
+    #: Runs the stop interrupted at its deadline, handed back to the queue
+    #: (tasks claimed but not yet started when the pool stopped go back too,
+    #: uncounted: they never ran).
     tasks_released: int
     #: Tasks executing right now.
     tasks_running: int

@@ -113,10 +113,10 @@ def test_every_method_from_an_asyncio_program() -> None:
             assert (await omniq.stats()).counts[TaskStatus.SUCCESS] == 4
             assert await omniq.purge(3600) == 0
 
-            (first, again) = await omniq.enqueue_calls(
+            (first, repeat) = await omniq.enqueue_calls(
                 [Call(add, (1, 1), unique_key="k", delay=3600)] * 2
             )
-            assert first.created and (again.id, again.created) == (first.id, False)
+            assert first.created and (repeat.id, repeat.created) == (first.id, False)
             page = await omniq.query_tasks(["pending"], limit=1)
             assert [t.id for t in page.tasks] == [first.id] and page.next_cursor is None
             await omniq.pause_queue("mail")
@@ -143,7 +143,7 @@ def test_every_method_from_an_asyncio_program() -> None:
 
 def test_errors_arrive_with_their_types() -> None:
     async def main() -> list[type[BaseException]]:
-        caught = []
+        caught: list[type[BaseException]] = []
         async with AsyncioOmniQ(memory()) as omniq:
             for attempt in (
                 lambda: omniq.get_task("no-such-task"),

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,7 +48,7 @@ def _blocks(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     if name == "sleep":
         return bool(args and args[0] > 0)
     if name == "Queue.get":
-        return kwargs.get("block", args[1] if len(args) > 1 else True)
+        return bool(kwargs.get("block", args[1] if len(args) > 1 else True))
     timeout = kwargs.get("timeout", args[1] if len(args) > 1 else None)
     return timeout is None or timeout > 0
 
@@ -55,7 +56,7 @@ def _blocks(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
 def _starting_a_thread() -> bool:
     """``Thread.start`` waits (microseconds) for the new thread to run, as asyncio's
     own executors do when they start one: not a wait for work."""
-    frame = sys._getframe(2)
+    frame: types.FrameType | None = sys._getframe(2)
     for _ in range(4):
         if frame is None:
             return False

@@ -56,10 +56,10 @@ def test_stores_without_transactions_refuse_connection_and_write_nothing(
         assert omniq.get_task(task_id).kwargs == {"connection": 1, "b": 2}
 
 
-class StandInStore(MemoryStore):
+class StandInStore(MemoryStore):  # type: ignore[misc]  # final for users; a stand-in here
     """A memory store that says it can enqueue in a transaction, into ``schema.tasks``."""
 
-    capabilities = StoreCapabilities(shared=True, transactional_enqueue=True)  # type: ignore[assignment]
+    capabilities = StoreCapabilities(shared=True, transactional_enqueue=True)
     schema = ""
 
     def enqueue_statement(self, tasks: Sequence[Task]) -> EnqueueStatement:

@@ -81,7 +81,11 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("OMNIQ_BACKEND", "redis"), ("OMNIQ_BACKEND", "memory"), ("OMNIQ_CONCURENCY", "4")],
+    [
+        ("OMNIQ_BACKEND", "redis"),
+        ("OMNIQ_BACKEND", "memory"),
+        ("OMNIQ_CONCURENCY", "4"),  # a typo of a setting stays an error
+    ],
 )
 def test_bad_environment_exits_2(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, variable: str, value: str
@@ -116,6 +120,18 @@ def test_no_journal_is_reported_and_not_created(
     assert not clean_environ.exists()
 
 
+def test_an_unrelated_omniq_variable_is_a_warning_not_an_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run(capsys, "enqueue", ADD, "[1, 2]")[0] == 0
+    monkeypatch.setenv("OMNIQ_UNRELATED", "1")
+    code, out, err = run(capsys, "status")
+    assert code == 0 and "total" in out
+    assert (
+        err == "omniq-trio status: warning: OMNIQ_UNRELATED is not an omniq_trio setting; ignored\n"
+    )
+
+
 def test_runtime_errors_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
     code, task_id, _ = run(capsys, "enqueue", ADD, "[1, 2]")
     task_id = task_id.strip()
@@ -146,12 +162,14 @@ def test_a_process_prints_one_line_too(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "omniq_trio", "inspect", "abc", "--base-dir", str(tmp_path)],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT), "OMNIQ_ASYNCIO_BROKER": "redis"},
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert done.returncode == 1
-    assert done.stderr == f"omniq-trio inspect: error: no journal in {tmp_path} " + (
+    assert done.stderr == (
+        "omniq-trio inspect: warning: OMNIQ_ASYNCIO_BROKER is not an omniq_trio setting; "
+        f"ignored\nomniq-trio inspect: error: no journal in {tmp_path} "
         "(nothing was ever enqueued there); check --base-dir or OMNIQ_BASE_DIR\n"
     )

@@ -34,12 +34,15 @@ import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _blocks import Block, read_blocks
+if TYPE_CHECKING:
+    from tests.docs._blocks import Block, read_blocks
+else:  # run as a script, from the directory of the page's program
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _blocks import Block, read_blocks
 
 #: Longest a block marked ``send:`` may take to start listening for its signal.
 LISTEN_TIMEOUT = 60.0

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from omniq_trio._cli import _parser, _settings
+from omniq_trio._cli._main import parser as _parser
+from omniq_trio._cli._main import settings as _settings
 from omniq_trio.config import ENV_PREFIX, Settings
 from tests.docs._blocks import read_blocks
 from tests.docs.test_docs import PAGES, _page_id

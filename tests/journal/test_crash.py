@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import trio
@@ -20,7 +21,7 @@ from omniq_trio import AsyncOmniQ, Settings, TaskStatus
 from omniq_trio.store import JournalStore
 from omniq_trio.store._journal import _files
 from tests.conftest import ROOT
-from tests.journal.crash_tasks import mark
+from tests.journal.crash_tasks import hold, mark, meet
 
 SEED = int(os.environ.get("OMNIQ_CRASH_SEED", random.randrange(10**6)))
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMNIQ_LOG_LEVEL": "WARNING"}
@@ -36,19 +37,36 @@ def child(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str
     )
 
 
-#: Seconds a worker process surely needs to start and install its signal handlers.
-STARTUP = 2.0
-
-
-def stop_gracefully(procs: list[subprocess.Popen[str]], started: float) -> list[int]:
-    """SIGINT each (once it has surely started); their exit codes."""
-    time.sleep(max(0.0, started + STARTUP - time.monotonic()))
+def stop_gracefully(procs: list[subprocess.Popen[bytes]]) -> list[int]:
+    """SIGINT each (each has run a task, so its signal handlers are in place); their exit codes."""
     for proc in procs:
         proc.send_signal(signal.SIGINT)
-    return [proc.wait(timeout=30) for proc in procs]
+    return [proc.wait(timeout=PATIENCE) for proc in procs]
 
 
-def worker(base_dir: Path, **settings: object) -> subprocess.Popen[str]:
+#: Generous bound for anything a process must do; only a hang would reach it.
+PATIENCE = 60.0
+
+
+def runs_of(runs: Path) -> list[tuple[str, int]]:
+    """``(token, pid)`` of every run started so far, in order."""
+    text = runs.read_text() if runs.exists() else ""
+    return [(token, int(pid)) for token, pid in (line.split() for line in text.splitlines())]
+
+
+def wait_for_runs(runs: Path, proc: subprocess.Popen[bytes], token: str, more: int) -> None:
+    """Until ``proc`` has started the task ``token``, then ``more`` runs besides."""
+    deadline = time.monotonic() + PATIENCE
+    while True:
+        mine = [t for t, pid in runs_of(runs) if pid == proc.pid]
+        if token in mine and len(mine) > more:
+            return
+        assert proc.poll() is None, f"the worker exited ({proc.returncode})"
+        assert time.monotonic() < deadline, f"{token} never started ({len(mine)} runs)"
+        time.sleep(0.02)
+
+
+def worker(base_dir: Path, **settings: object) -> subprocess.Popen[bytes]:
     env = {
         **ENV,
         "OMNIQ_BACKEND": "file",
@@ -108,27 +126,31 @@ def test_acknowledged_enqueues_survive_sigkill(tmp_path: Path) -> None:
 def test_tasks_finish_exactly_once_in_the_store_despite_killed_workers(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     runs = tmp_path / "runs"
-    n = 300
+    n, kills = 300, 5
+    gates = [tmp_path / f"gate{k}" for k in range(kills)]
 
-    async def enqueue() -> list[str]:
+    async def enqueue(*calls: tuple[Callable[..., object], tuple[object, ...], int]) -> list[str]:
         async with AsyncOmniQ(Settings(backend="file", base_dir=tmp_path)) as omniq:
-            return [await omniq.enqueue(mark, f"t{i}", str(runs), 0.03) for i in range(n)]
+            return [await omniq.enqueue(f, *args, priority=p) for f, args, p in calls]
 
-    ids = trio.run(enqueue)
-    interrupted = 0
-    for _ in range(5):
+    ids = trio.run(enqueue, *((mark, (f"t{i}", str(runs), 0.03), 0) for i in range(n)))
+    held: list[str] = []
+    for k in range(kills):
+        # a task that runs first (priority) and until its gate opens: a kill any
+        # time after it started (and some other runs) lands while it runs
+        held += trio.run(enqueue, (hold, (f"hold{k}", str(runs), str(gates[k])), 1))
         proc = worker(tmp_path, lease_duration=1.0)
-        time.sleep(rng.uniform(0.8, 1.6))  # start-up, then some work
+        wait_for_runs(runs, proc, f"hold{k}", more=rng.randrange(20))
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-        interrupted += TaskStatus.RUNNING in read_store(tmp_path).values()
-    assert interrupted, "no kill landed while tasks were running"
-    proc, started = worker(tmp_path, lease_duration=1.0), time.monotonic()
+        proc.wait(timeout=PATIENCE)
+        assert read_store(tmp_path)[held[k]] is TaskStatus.RUNNING
+        gates[k].touch()  # its next run, once its lease expires, ends at once
+    proc = worker(tmp_path, lease_duration=1.0)
     try:
-        tasks = wait_until_all_done(tmp_path, n)
+        tasks = wait_until_all_done(tmp_path, n + kills)
     finally:
-        assert stop_gracefully([proc], started) == [0]
-    assert set(tasks) == set(ids) and len(tasks) == n
+        assert stop_gracefully([proc]) == [0]
+    assert set(tasks) == {*ids, *held}
     assert all(status is TaskStatus.SUCCESS for status in tasks.values()), collections.Counter(
         tasks.values()
     )
@@ -138,8 +160,9 @@ def test_tasks_finish_exactly_once_in_the_store_despite_killed_workers(tmp_path:
             return [(await omniq.get_result(i)) for i in ids]
 
     assert [r.value for r in trio.run(results)] == [f"t{i}" for i in range(n)]  # type: ignore[attr-defined]
-    executions = collections.Counter(line.split()[0] for line in runs.read_text().splitlines())
-    assert set(executions) == {f"t{i}" for i in range(n)}
+    executions = collections.Counter(token for token, _ in runs_of(runs))
+    assert set(executions) == {f"t{i}" for i in range(n)} | {f"hold{k}" for k in range(kills)}
+    assert all(executions[f"hold{k}"] >= 2 for k in range(kills))  # killed once, then run again
     reruns = sum(count - 1 for count in executions.values())
     print(f"seed {SEED}: {reruns} re-runs after kills (at-least-once)")
 
@@ -158,23 +181,32 @@ def test_killed_during_compaction_loses_nothing(tmp_path: Path) -> None:
 
 def test_two_workers_and_two_producers_share_one_journal(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    workers, started = [worker(tmp_path) for _ in range(2)], time.monotonic()
+    meetings = 5  # one more than a worker runs at once: both must run one
+
+    async def enqueue() -> list[str]:
+        async with AsyncOmniQ(Settings(backend="file", base_dir=tmp_path)) as omniq:
+            return [
+                await omniq.enqueue(meet, f"meet{i}", str(runs), meetings) for i in range(meetings)
+            ]
+
+    met = trio.run(enqueue)
+    workers = [worker(tmp_path) for _ in range(2)]
     try:
         producers = [child("produce", str(tmp_path), str(runs), "4", "500") for _ in range(2)]
         acked = []
         for producer in producers:
-            out, _ = producer.communicate(timeout=60)
+            out, _ = producer.communicate(timeout=PATIENCE)
             assert producer.returncode == 0
             acked += out.split()
         assert len(acked) == 1000
-        tasks = wait_until_all_done(tmp_path, 1000)
+        tasks = wait_until_all_done(tmp_path, 1000 + meetings)
     finally:
-        codes = stop_gracefully(workers, started)
+        codes = stop_gracefully(workers)
     assert codes == [0, 0]
-    assert set(tasks) == set(acked)
+    assert set(tasks) == {*acked, *met}
     assert all(status is TaskStatus.SUCCESS for status in tasks.values())
-    lines = [line.split() for line in runs.read_text().splitlines()]
+    lines = runs_of(runs)
     executions = collections.Counter(token for token, _ in lines)
     # no task was claimed twice: leases were live throughout, so each ran once
-    assert len(executions) == 1000 and set(executions.values()) == {1}
-    assert len({pid for _, pid in lines}) == 2, "both workers took part"
+    assert len(executions) == 1000 + meetings and set(executions.values()) == {1}
+    assert {pid for token, pid in lines if token.startswith("meet")} == {p.pid for p in workers}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -128,7 +129,7 @@ async def test_a_failed_read_fails_the_call_and_heals(
 async def test_faults_hit_the_chosen_call(tmp_path: Path) -> None:
     with _fileio.injected_faults() as plan:
         path = tmp_path / "f"
-        fd = _fileio.os.open(path, _fileio.os.O_RDWR | _fileio.os.O_CREAT)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT)
         try:
             plan.fail("write", errno.EIO, after=2, count=2)
             _fileio.write_all(fd, b"a")
@@ -141,4 +142,4 @@ async def test_faults_hit_the_chosen_call(tmp_path: Path) -> None:
             assert plan.calls["write"] == 5
             assert path.read_bytes() == b"abc"
         finally:
-            _fileio.os.close(fd)
+            os.close(fd)

@@ -16,7 +16,7 @@ import trio.testing
 from omniq_trio.errors import JournalCorruptError, StoreClosedError
 from omniq_trio.models import TaskStatus
 from omniq_trio.store import JournalStore, Outcome, repair_journal
-from omniq_trio.store._journal import _files, _store
+from omniq_trio.store._journal import _files
 from omniq_trio.testing import T0, make_task
 
 W = "worker"
@@ -204,10 +204,13 @@ async def test_interval_policy_syncs_soon_after_the_last_write(
         # no worker threads: MockClock would jump while one runs
         return fn(*args)
 
-    monkeypatch.setattr(_store.trio.to_thread, "run_sync", inline)
-    monkeypatch.setattr(
-        os, "fdatasync", lambda fd: (synced_at.append(trio.current_time()), real(fd))
-    )
+    monkeypatch.setattr(trio.to_thread, "run_sync", inline)
+
+    def fdatasync(fd: int) -> None:
+        synced_at.append(trio.current_time())
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
     async with JournalStore(tmp_path, fsync="interval", fsync_interval=0.5) as store:
         await store.enqueue([make_task()])
         start = trio.current_time()

@@ -126,7 +126,7 @@ async def test_without_the_mechanism_waiters_poll(
     def no_unix_sockets(*args: object) -> socket.socket:
         raise OSError(97, "Address family not supported by protocol")
 
-    monkeypatch.setattr(_wakeup.socket, "socket", no_unix_sockets)
+    monkeypatch.setattr(socket, "socket", no_unix_sockets)  # as _wakeup calls it
     async with (
         JournalStore(tmp_path, fsync="never") as waiter,
         JournalStore(tmp_path, fsync="never") as producer,

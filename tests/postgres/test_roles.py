@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from functools import partial
+from typing import Any
 
 import attrs
 import psycopg
@@ -73,7 +74,7 @@ class Roles:
             text = re.sub(rf"\b{generic}\b", mine, text)
         return text
 
-    def settings(self, role: str, **changes: object) -> Settings:
+    def settings(self, role: str, **changes: Any) -> Settings:
         return Settings(
             backend="postgres", dsn=self.dsn(role), postgres_schema=self.schema, **changes
         )
@@ -174,14 +175,15 @@ async def test_only_the_worker_claims_and_records(roles: Roles) -> None:
         async with AsyncOmniQ(roles.settings(roles.producer), store=producer) as omniq:
             task_id = await omniq.enqueue(add, 1, 2)
         done = Outcome.success(task_id, "w", now, 3)
-        for refused in [
+        refusals: list[Callable[[], Awaitable[object]]] = [
             partial(producer.claim, "w", now=now, limit=1, lease_until=now + 30),
             partial(producer.record, [done]),
             partial(producer.release, [task_id], worker_id="w"),
             partial(producer.renew, "w", lease_until=now + 30),
             partial(producer.reclaim_expired, now=now),
             partial(producer.purge, finished_before=math.inf, failed_before=math.inf),
-        ]:
+        ]
+        for refused in refusals:
             with pytest.raises(StoreError, match=DENIED):
                 await refused()
         (claimed,) = await worker.claim("w", now=now, limit=1, lease_until=now + 30)

@@ -15,7 +15,7 @@ import trio
 import trio.testing
 
 from omniq_trio.errors import StoreError
-from omniq_trio.models import TaskStatus
+from omniq_trio.models import Task, TaskStatus
 from omniq_trio.store import Change, DuplicateTaskError, Outcome
 from omniq_trio.store._postgres import PostgresStore, _wire
 from omniq_trio.store._postgres._schema import SCHEMA_VERSION
@@ -107,9 +107,9 @@ async def test_changes_made_together_share_a_transaction_but_not_errors(
         await store.enqueue([first])
         errors: list[Exception] = []
 
-        async def enqueue(tasks: list[object]) -> None:
+        async def enqueue(tasks: list[Task]) -> None:
             try:
-                await store.enqueue(tasks)  # type: ignore[arg-type]
+                await store.enqueue(tasks)
             except DuplicateTaskError as exc:
                 errors.append(exc)
 

@@ -17,7 +17,7 @@ import pytest
 import trio
 
 from omniq_trio import AsyncOmniQ, Settings, WorkerPool
-from tests.tasks import RuntimeProbe, rt_probe
+from tests.tasks import RuntimeProbe, fresh_probe
 
 #: Deterministic settings: no jitter, sync tasks on the trio thread.
 # Virtual time runs for days in these tests, and jumps while worker threads
@@ -40,9 +40,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(autouse=True)
 def probe() -> Iterator[RuntimeProbe]:
-    rt_probe.reset()
-    yield rt_probe
-    rt_probe.reset()
+    probe = fresh_probe()
+    yield probe
+    probe.unblock.set()  # threads it blocked may finish (they report to it alone)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ BAD_TASKS: list[tuple[Callable[..., Any] | str, tuple[Any, ...], str | None, str
     (rt_unserializable, (), "omniq_trio.errors.SerializationError", "not JSON-serializable"),
     ("nope.module:fn", (), UNREGISTERED, "whose task modules are: tests.tasks"),
     ("tests.tasks:missing", (), UNREGISTERED, "module 'tests.tasks' defines no 'missing'"),
-    ("tests.tasks:rt_probe", (), UNREGISTERED, "is a RuntimeProbe, not a function"),
+    ("tests.tasks:rt_not_callable", (), UNREGISTERED, "is a str, not a function"),
     # tests.tasks imports both; neither is defined there
     ("tests.tasks:os.getcwd", (), UNREGISTERED, "'os.getcwd' is a dotted name"),
     ("tests.tasks:Counter", (), UNREGISTERED, "is collections.Counter, defined in another"),

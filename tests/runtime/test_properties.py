@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from omniq_trio import AsyncOmniQ, TaskStatus
 from tests.runtime.conftest import SETTINGS
-from tests.tasks import rt_flaky, rt_probe
+from tests.tasks import RuntimeProbe, fresh_probe, rt_flaky
 
 # Times are multiples of 1/4 s so that virtual times compare exactly.
 quarters = st.integers(min_value=0, max_value=80).map(lambda q: q / 4)
@@ -87,7 +87,7 @@ workloads = st.builds(
 )
 
 
-async def run_workload(w: Workload) -> dict[str, tuple[Job, str]]:
+async def run_workload(w: Workload, probe: RuntimeProbe) -> dict[str, tuple[Job, str]]:
     enqueued: dict[str, tuple[Job, str]] = {}  # task id -> (job, label)
     async with AsyncOmniQ(SETTINGS) as omniq:
 
@@ -125,13 +125,13 @@ async def run_workload(w: Workload) -> dict[str, tuple[Job, str]]:
 
     # none lost (tasks enqueued after the stop included)
     assert set(tasks) == set(enqueued)
-    assert rt_probe.max_running <= w.concurrency
-    assert rt_probe.running == 0
+    assert probe.max_running <= w.concurrency
+    assert probe.running == 0
     for task_id, (job, label) in enqueued.items():
         task = tasks[task_id]
-        runs = rt_probe.runs[label]
-        starts = rt_probe.started(label)
-        ends = [t for name, t in rt_probe.ends if name == label]
+        runs = probe.runs[label]
+        starts = probe.started(label)
+        ends = [t for name, t in probe.ends if name == label]
         assert task.status is not TaskStatus.RUNNING, task
         assert task.worker_id is None
         if task.status in (TaskStatus.SUCCESS, TaskStatus.FAILED):
@@ -161,8 +161,7 @@ async def run_workload(w: Workload) -> dict[str, tuple[Job, str]]:
 )
 @given(workloads)
 def test_random_workloads_keep_the_lifecycle(w: Workload) -> None:
-    rt_probe.reset()
-    trio.run(run_workload, w, clock=trio.testing.MockClock(autojump_threshold=0))
+    trio.run(run_workload, w, fresh_probe(), clock=trio.testing.MockClock(autojump_threshold=0))
 
 
 @settings(
@@ -170,12 +169,12 @@ def test_random_workloads_keep_the_lifecycle(w: Workload) -> None:
 )
 @given(st.lists(jobs(), min_size=1, max_size=8), st.integers(1, 5))
 def test_without_a_stop_every_task_finishes_as_expected(jobs: list[Job], concurrency: int) -> None:
-    rt_probe.reset()
+    probe = fresh_probe()
     # long enough for the worst case (9.5 + 12.25 before the last start, eight
     # jobs of at most 5 runs of 5 s and 7 s of backoff each, one at a time);
     # a slow poll, since etas wake the poller anyway
     w = Workload(jobs, concurrency, 60.0, stop_at=300.0, stop_timeout=0.0, stop_now_after=None)
-    enqueued = trio.run(run_workload, w, clock=trio.testing.MockClock(autojump_threshold=0))
+    enqueued = trio.run(run_workload, w, probe, clock=trio.testing.MockClock(autojump_threshold=0))
     # run_workload checked each finished task; here all of them must be
     assert len(enqueued) == len(jobs)
-    assert rt_probe.runs.total() == sum(job.expected()[1] for job in jobs)
+    assert probe.runs.total() == sum(job.expected()[1] for job in jobs)

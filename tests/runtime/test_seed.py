@@ -1,8 +1,10 @@
 """The code blocks of seed/run-workers.md, with ``omniq`` -> ``omniq_trio`` and asyncio -> trio.
 
 Each example is written as close to the seed as trio allows; comments mark
-what changed. The backend is "memory" (instead of "file") until the journal
-lands. The sync examples (``OmniQ``, threads) wait for the sync wrapper.
+what changed. The backend is "memory" (instead of the seed's "file"): like
+every runtime test these run in-process under trio's MockClock, where times
+are exact and a store on disk would only add I/O. The sync example
+(``OmniQ`` and a thread) runs as a process in ``tests/sync/test_seed_sync.py``.
 """
 
 from __future__ import annotations
@@ -133,7 +135,7 @@ async def test_timeout_configuration(autojump_clock: trio.abc.Clock, probe: Runt
 
 
 async def complete_example_main() -> None:
-    # Initialize OmniQ (backend "memory" until the file journal lands)
+    # Initialize OmniQ (backend "memory": see the module docstring)
     omniq = AsyncOmniQ(settings)
 
     # Create worker pool

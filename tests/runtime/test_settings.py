@@ -121,9 +121,59 @@ def test_from_env_names_the_variable_of_a_bad_value(name: str, value: str) -> No
     assert repr(value) in str(info.value)
 
 
-def test_from_env_rejects_unknown_omniq_variables() -> None:
-    with pytest.raises(ConfigError, match="OMNIQ_CONCURENCY is not an omniq_trio setting"):
-        Settings.from_env({"OMNIQ_CONCURENCY": "4"})
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        ("OMNIQ_CONCURENCY", "OMNIQ_CONCURRENCY"),  # a letter missing
+        ("OMNIQ_CONCRUENCY", "OMNIQ_CONCURRENCY"),  # two swapped
+        ("OMNIQ_POLL_INTERVALS", "OMNIQ_POLL_INTERVAL"),
+        ("OMNIQ_BASEDIR", "OMNIQ_BASE_DIR"),
+        ("OMNIQ_DNS", "OMNIQ_DSN"),
+    ],
+)
+def test_from_env_names_the_setting_a_typo_meant(name: str, meant: str) -> None:
+    with pytest.raises(ConfigError, match=f"{name} is not an omniq_trio setting") as info:
+        Settings.from_env({name: "4"})
+    assert f"did you mean {meant}?" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "name", ["OMNIQ_UNRELATED", "OMNIQ_TASK_QUEUE_TYPE", "OMNIQ_HOST", "OMNIQ_X", "OMNIQ_"]
+)
+def test_from_env_warns_about_other_omniq_variables_and_carries_on(
+    name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings.from_env({name: "1", "OMNIQ_BACKEND": "memory", "OMNIQ_CONCURRENCY": "3"})
+    assert (settings.backend, settings.concurrency) == ("memory", 3)
+    assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("omniq_trio.config", "WARNING", f"{name} is not an omniq_trio setting; ignored")
+    ]
+
+
+def test_from_env_ignores_the_variables_of_its_own_tools_silently(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    Settings.from_env({"OMNIQ_TEST_POSTGRES_DSN": "postgresql://db/test", "OMNIQ_BACKEND": "file"})
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize(
+    ("environ", "overrides", "backend"),
+    [
+        ({"OMNIQ_DSN": "postgresql://db/app"}, {}, "postgres"),
+        ({"OMNIQ_DSN": "postgresql://db/app", "OMNIQ_BACKEND": "file"}, {}, "file"),
+        ({"OMNIQ_DSN": "postgresql://db/app"}, {"backend": "file"}, "file"),
+        ({}, {"dsn": "postgresql://db/app"}, "postgres"),
+        # an override wins over the variable: dsn= alone means backend="postgres"
+        ({"OMNIQ_BACKEND": "file"}, {"dsn": "postgresql://db/app"}, "postgres"),
+        ({"OMNIQ_BACKEND": "file"}, {"dsn": "postgresql://db/app", "backend": "file"}, "file"),
+        ({"OMNIQ_BACKEND": "memory"}, {"dsn": None}, "memory"),
+    ],
+)
+def test_a_dsn_with_no_backend_beside_it_selects_postgres(
+    environ: dict[str, str], overrides: dict[str, Any], backend: str
+) -> None:
+    assert Settings.from_env(environ, **overrides).backend == backend
 
 
 async def test_worker_options_are_validated(

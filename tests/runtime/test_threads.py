@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
+from functools import partial
 
 import pytest
 import trio
@@ -19,6 +20,11 @@ from omniq_trio.worker._threads import SyncThreads
 from tests.runtime.conftest import SETTINGS, running
 
 VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="unset")
+
+
+def square(i: int) -> tuple[int, int]:
+    """``i * i``, and the thread that worked it out."""
+    return i * i, threading.get_ident()
 
 
 class Gate:
@@ -94,7 +100,7 @@ async def test_many_calls_share_at_most_concurrency_threads(
 
     async def caller(first: int) -> None:
         for i in range(first, 400, 8):
-            results[i] = await threads.run(lambda i=i: (i * i, threading.get_ident()), slot=limiter)
+            results[i] = await threads.run(partial(square, i), slot=limiter)
 
     async with trio.open_nursery() as nursery:
         for first in range(8):

@@ -202,9 +202,9 @@ def test_the_decorator_returns_the_function_and_checks_its_options() -> None:
     with pytest.raises(TaskOptionError, match="timeout must be > 0 seconds"):
         omniq_trio.task(timeout=0)
     with pytest.raises(TaskOptionError, match="priority must be an integer"):
-        omniq_trio.task(priority=1.5)  # type: ignore[arg-type]
+        omniq_trio.task(priority=1.5)  # type: ignore[call-overload]
     with pytest.raises(TaskOptionError, match="retry_on_timeout must be True or False"):
-        omniq_trio.task(retry_on_timeout="yes")  # type: ignore[arg-type]
+        omniq_trio.task(retry_on_timeout="yes")  # type: ignore[call-overload]
     with pytest.raises(TaskOptionError, match="queue must be a queue name"):
         omniq_trio.task(queue="no spaces")
     with pytest.raises(TaskOptionError, match="max_lost_runs must be an integer >= 0"):

@@ -1,8 +1,11 @@
 """The seed's "Sync Workers" example (docs: run-workers.md), run as a process.
 
 It runs verbatim but for the import (``omniq`` -> ``omniq_trio``); a preamble
-supplies the ``settings`` it assumes and enqueues work, and caps the 30 s
-``time.sleep`` it uses to wait for the workers at 1 s.
+supplies the ``settings`` it assumes and enqueues work. The example waits for
+its workers with ``time.sleep(30)``; the preamble makes that wait end as soon
+as the workers have finished the work (a readiness signal: their results),
+so the test takes as long as the work does, and fails only if it is not done
+within the example's own 30 s.
 """
 
 from __future__ import annotations
@@ -23,13 +26,22 @@ from omniq_trio import OmniQ
 from omniq_trio.config import Settings
 from tests.sync.sync_tasks import add
 
-_sleep = time.sleep
-time.sleep = lambda seconds: _sleep(min(seconds, 1.0))
-
 settings = Settings(backend="file", base_dir=Path(sys.argv[1]))
 with OmniQ(settings) as producer:
     # the function object registers it: the example's workers, in this process, run it
     ids = [producer.enqueue(add, i, i) for i in range(5)]
+
+
+def _until_done(seconds):
+    # time.sleep(seconds), ended once every task above has a result
+    deadline = time.monotonic() + seconds
+    with OmniQ(settings.evolve(poll_interval=0.02)) as waiter:
+        for task_id in ids:
+            left = max(0.01, deadline - time.monotonic())
+            waiter.get_result(task_id, wait=True, timeout=left)
+
+
+time.sleep = _until_done
 """
 
 EXAMPLE = """
@@ -77,7 +89,7 @@ def test_seed_sync_example_runs_and_stops(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=90,  # the example's own 30 s wait, its 5 s stop, start-up: only a hang
     )
 
     assert done.returncode == 0, done.stderr

@@ -1,11 +1,15 @@
 """``omniq_trio.testing`` used the way a user would: the plugin's fixtures, ``drain``, assertions.
 
-This module imports public names only, and relies on the pytest plugin being
-loaded through its entry point (as it is for anyone who installs omniq_trio).
+This module imports public names only, and relies on the pytest plugin's
+fixtures. Anyone who installs omniq_trio gets the plugin through its pytest11
+entry point; this suite loads the same module from ./conftest.py instead
+(so that coverage sees the package imported), and the docs tests run a
+reader's test module in a pytest of its own, through the entry point.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import time
 import uuid
 from collections import defaultdict
@@ -71,8 +75,12 @@ async def enqueue_follow_up(key: str) -> str:
     return await QUEUES[key].enqueue(greet, "follow-up", delay=HOUR)
 
 
-def test_the_plugin_is_loaded_by_its_entry_point(pytestconfig: pytest.Config) -> None:
-    assert pytestconfig.pluginmanager.has_plugin("omniq_trio")
+def test_the_plugin_has_its_entry_point(pytestconfig: pytest.Config) -> None:
+    (entry,) = (
+        e for e in importlib.metadata.entry_points(group="pytest11") if e.name == "omniq_trio"
+    )
+    assert entry.value == "omniq_trio.testing.pytest_plugin"
+    assert pytestconfig.pluginmanager.has_plugin(entry.value)
 
 
 async def test_the_fixture_is_an_open_memory_queue(

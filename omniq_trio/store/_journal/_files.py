@@ -19,6 +19,7 @@ __all__ = [
     "MAINTENANCE_LOCK_NAME",
     "checkpoint_path",
     "create_dir",
+    "journal_exists",
     "list_segments",
     "open_lock",
     "segment_path",
@@ -68,6 +69,11 @@ def _numbers(base_dir: Path, pattern: re.Pattern[str]) -> list[int]:
         if match:
             numbers.append(int(match.group(1)))
     return sorted(numbers)
+
+
+def journal_exists(base_dir: Path) -> bool:
+    """Whether ``base_dir`` holds a journal (a segment file); looks, creates nothing."""
+    return base_dir.is_dir() and bool(list_segments(base_dir))
 
 
 def create_dir(base_dir: Path) -> None:
