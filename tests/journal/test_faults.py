@@ -18,7 +18,7 @@ import trio.testing
 from omniq_trio.errors import StoreError
 from omniq_trio.store import JournalStore, Outcome
 from omniq_trio.store._journal import _fileio
-from omniq_trio.store._journal._store import FIRST_BACKOFF
+from omniq_trio.store._journal._durability import FIRST_BACKOFF
 from omniq_trio.testing import T0, make_task
 
 W = "worker"

@@ -46,11 +46,10 @@ import contextlib
 import functools
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final, Literal, TypeVar, final
+from typing import Any, Final, TypeVar, final
 
-import attrs
 import trio
 
 from ...config import FsyncPolicy, Settings
@@ -58,7 +57,6 @@ from ...errors import (
     JournalCorruptError,
     JournalError,
     SerializationError,
-    StoreClosedError,
     StoreError,
 )
 from .._base import Change, Outcome, StoreCapabilities
@@ -78,6 +76,7 @@ from .._index import TaskIndex
 from .._indexed import IndexedStore, Plan, changes_of
 from . import _fileio as fileio
 from . import _files as files
+from ._durability import FIRST_BACKOFF, Durability, Op, Written
 from ._frames import MAX_EVENT, BatchBuilder, Scan, scan
 from ._maintenance import Maintenance
 from ._opening import clear_leftovers, load_newest, upgrade
@@ -105,37 +104,10 @@ _DURABLE: Final = (
 )
 #: Processes of one machine share it.
 _CAPABILITIES: Final = StoreCapabilities(shared=True, wakes_other_processes=True)
-#: Seconds before a failed journal is first reopened; doubled after each failed try.
-FIRST_BACKOFF: Final = 0.1
-MAX_BACKOFF: Final = 10.0
-
-
-@attrs.define(eq=False)
-class _Op:
-    """A change waiting for a batch."""
-
-    plan: Callable[[TaskIndex], Plan[Any]]
-    wake: trio.Event = attrs.field(factory=trio.Event)
-    finished: bool = False
-    result: Any = None
-    error: BaseException | None = None
-
-    def finish(self, *, result: Any = None, error: BaseException | None = None) -> None:
-        self.result, self.error, self.finished = result, error, True
-        self.wake.set()
-
-
-@attrs.frozen
-class _Written:
-    """A written batch: the answers of the ops that wait for the sync, and where it ends."""
-
-    durable: list[tuple[_Op, Any]]
-    #: (segment, offset) the journal must be synced to before they are acknowledged
-    end: tuple[int, int]
 
 
 @final
-class JournalStore(IndexedStore):
+class JournalStore(Durability, IndexedStore):
     """Tasks in an append-only journal in ``base_dir``, shared safely between processes."""
 
     def __init__(
@@ -152,8 +124,8 @@ class JournalStore(IndexedStore):
         self._base_dir = Path(base_dir)
         self._fsync = fsync
         self._fsync_interval = fsync_interval
-        self._state: Literal["closed", "open", "failed"] = "closed"
-        self._failure: BaseException | None = None
+        self._state = "closed"
+        self._failure = None
         self._retry_at = 0.0
         self._backoff = FIRST_BACKOFF
         self._lock_fd = self._maintenance_fd = -1
@@ -165,21 +137,17 @@ class JournalStore(IndexedStore):
         self._records = 0
         self._last_frame: tuple[int, int] | None = None
         self._segment_id = b""
-        # bytes of the segment written and synced; one durable sync at a time
         self._synced = 0
-        #: whether other processes' records lie after ``_synced`` (then what is unsynced
-        #: is not all ours to drop after a failed sync)
         self._foreign_unsynced = False
-        #: (segment, from, to): our unsynced bytes when a sync failed, to drop at reopen
-        self._doubtful: tuple[int, int, int] | None = None
-        self._sync_done: trio.Event | None = None
+        self._doubtful = None
+        self._sync_done = None
         self._sync_scheduled = False
         self._last_sync = -float("inf")
         # Serialises file I/O and index catch-up in this process. flock alone
         # cannot: a shared lock taken on the same descriptor would silently
         # downgrade an exclusive one held by a concurrent commit.
         self._io_lock = trio.Lock()
-        self._queue: list[_Op] = []
+        self._queue: list[Op] = []
         self._leading = False
         self._maintenance = Maintenance(
             self,
@@ -290,87 +258,6 @@ class JournalStore(IndexedStore):
                 os.close(fd)
         self._segment_fd = self._lock_fd = self._maintenance_fd = -1
 
-    async def _usable(self) -> None:
-        """Return if the store can serve a call; after a failure, reopen it once its
-        backoff has passed (raising ``StoreError`` until that works)."""
-        if self._state == "open":
-            return
-        if self._state == "closed":
-            raise StoreClosedError(f"the journal in {self._base_dir} is closed; open it first")
-        wait = self._retry_at - trio.current_time()
-        if wait > 0:
-            raise StoreError(
-                f"the journal in {self._base_dir} failed ({self._failure}); it is "
-                f"reopened in {wait:.1f}s"
-            ) from self._failure
-        with trio.CancelScope(shield=True):
-            async with self._io_lock:
-                if self._state != "failed":
-                    return
-                await self._sync_idle()
-                try:
-                    await trio.to_thread.run_sync(self._drop_doubtful)
-                    await trio.to_thread.run_sync(self._open_sync)
-                except (OSError, JournalError) as exc:
-                    self._retry_at = trio.current_time() + self._backoff
-                    self._backoff = min(MAX_BACKOFF, self._backoff * 2)
-                    log.warning(
-                        "journal %s: reopening failed (%s); trying again in %.1fs",
-                        self._base_dir,
-                        exc,
-                        self._retry_at - trio.current_time(),
-                    )
-                    raise StoreError(
-                        f"the journal in {self._base_dir} could not be reopened ({exc})"
-                    ) from exc
-        log.warning("journal %s: reopened after a failure; carrying on", self._base_dir)
-        self._notify_all()
-
-    def _drop_doubtful(self) -> None:
-        """After a failed sync: remove the bytes it was to make durable, if they are all
-        ours and nothing follows them (their callers were told the change failed; the
-        disk must not say otherwise). Blocking."""
-        if self._doubtful is None:
-            return
-        segment, start, end = self._doubtful
-        if segment == self._segment and self._segment_fd >= 0:
-            fileio.lock(self._lock_fd, exclusive=True)
-            try:
-                if os.fstat(self._segment_fd).st_size == end:
-                    fileio.truncate(self._segment_fd, start)
-                    fileio.durable_sync(self._segment_fd)
-                    log.warning(
-                        "journal %s: dropped %d bytes of changes whose sync failed (their "
-                        "callers were told so)",
-                        self.segment_path,
-                        end - start,
-                    )
-            finally:
-                fileio.unlock(self._lock_fd)
-        self._doubtful = None
-
-    def _check_usable(self) -> None:
-        if self._state == "closed":
-            raise StoreClosedError(f"the journal in {self._base_dir} is closed; open it first")
-
-    def _fail(self, exc: BaseException) -> None:
-        """The in-memory state may be ahead of the disk: stop using it until reopened."""
-        if self._state != "open":
-            return
-        self._state, self._failure = "failed", exc
-        if self._fsync == "always" and not self._foreign_unsynced and self._synced < self._offset:
-            # nothing after _synced was acknowledged (claims aside, which need not last)
-            self._doubtful = (self._segment, self._synced, self._offset)
-        # failures with no success in between wait longer and longer, up to MAX_BACKOFF
-        self._retry_at = trio.current_time() + self._backoff
-        log.error(
-            "journal %s failed: %s; reopening it from disk in %.1fs",
-            self._base_dir,
-            exc,
-            self._backoff,
-        )
-        self._backoff = min(MAX_BACKOFF, self._backoff * 2)
-
     def _notify_all(self) -> None:
         """Everything may have changed (opened, or another process compacted)."""
         self._notify(Change.WORK)
@@ -382,7 +269,7 @@ class JournalStore(IndexedStore):
         # a cancelled caller changes nothing: the rest is shielded
         await trio.lowlevel.checkpoint_if_cancelled()
         await self._usable()
-        op = _Op(plan)
+        op = Op(plan)
         self._queue.append(op)
         with trio.CancelScope(shield=True):
             if self._leading:
@@ -397,7 +284,7 @@ class JournalStore(IndexedStore):
     async def _lead(self) -> None:
         """Write everything queued as one batch, pass the lead on, then wait for the sync."""
         self._leading = True
-        written: _Written | None = None
+        written: Written | None = None
         try:
             # let the other tasks that are ready to run queue their changes too
             await trio.lowlevel.cancel_shielded_checkpoint()
@@ -414,7 +301,7 @@ class JournalStore(IndexedStore):
         if written is not None:
             await self._settle(written)
 
-    async def _commit_batch(self, batch: list[_Op]) -> _Written | None:
+    async def _commit_batch(self, batch: list[Op]) -> Written | None:
         applied: list[Event] = []
         ours = 0  # where this batch's own events start in `applied`, for other processes
         try:
@@ -446,23 +333,12 @@ class JournalStore(IndexedStore):
             self._wakeups.announce(changes_of(applied[ours:]))  # before the sync, as here
         return None
 
-    def _fail_ops(self, ops: Sequence[_Op], exc: BaseException) -> None:
-        if isinstance(exc, StoreError) and not isinstance(exc, JournalError):
-            error: BaseException = exc  # the store had failed already: say so as it is
-        else:
-            self._fail(exc)
-            error = StoreError(f"journal write failed: {exc}")
-            error.__cause__ = exc
-        for op in ops:
-            if not op.finished:
-                op.finish(error=error)
-
-    def _write(self, batch: list[_Op], applied: list[Event]) -> _Written:
+    def _write(self, batch: list[Op], applied: list[Event]) -> Written:
         """Plan, apply and write the batch (no await: nothing else sees it half done)."""
         index = self._index
         builder = BatchBuilder(self._offset)
-        durable: list[tuple[_Op, Any]] = []
-        immediate: list[tuple[_Op, Any]] = []
+        durable: list[tuple[Op, Any]] = []
+        immediate: list[tuple[Op, Any]] = []
         for op in batch:
             try:
                 events, answer = op.plan(index)
@@ -497,77 +373,7 @@ class JournalStore(IndexedStore):
         # not survive a crash, and it must not wait behind a sync
         for op, result in immediate:
             op.finish(result=result)
-        return _Written(durable, (self._segment, self._offset))
-
-    async def _settle(self, written: _Written) -> None:
-        """Acknowledge the batch's durable ops once it is as durable as the policy asks."""
-        if not written.durable:
-            return
-        segment, offset = written.end
-        try:
-            await self._sync_to(segment, offset)
-        except OSError as exc:
-            self._fail_ops([op for op, _ in written.durable], exc)
-            return
-        if self._fsync == "always" and segment == self._segment and self._synced < offset:
-            # the store failed before its sync: it may not be on disk
-            error = StoreError(f"the journal in {self._base_dir} failed before this was synced")
-            error.__cause__ = self._failure
-            for op, _ in written.durable:
-                op.finish(error=error)
-            return
-        self._backoff = FIRST_BACKOFF  # written and synced: the journal works
-        for op, result in written.durable:
-            op.finish(result=result)
-
-    async def _sync_to(self, segment: int, offset: int) -> None:
-        """Wait until the journal is synced past ``offset`` (one sync for many waiters)."""
-        while segment == self._segment and self._synced < offset and self._state == "open":
-            if self._sync_done is not None:
-                await self._sync_done.wait()
-                continue
-            if self._fsync == "never":
-                return
-            now = trio.current_time()
-            if self._fsync == "interval" and now - self._last_sync < self._fsync_interval:
-                self._sync_later(self._last_sync + self._fsync_interval)
-                return
-            target, self._sync_done = self._offset, trio.Event()
-            try:
-                await trio.to_thread.run_sync(fileio.durable_sync, self._segment_fd)
-            finally:
-                self._sync_done.set()
-                self._sync_done = None
-            self._synced, self._last_sync = max(self._synced, target), now
-            if self._synced >= self._offset:
-                self._foreign_unsynced = False
-
-    def _sync_later(self, deadline: float) -> None:
-        """Under fsync="interval", make sure what was just acknowledged is synced by ``deadline``
-        even if nothing else is written meanwhile."""
-        if self._sync_scheduled:
-            return
-        self._sync_scheduled = True
-        # a system task: the store may have been opened by code without a nursery
-        trio.lowlevel.spawn_system_task(self._deferred_sync, deadline)
-
-    async def _deferred_sync(self, deadline: float) -> None:
-        try:
-            await trio.sleep_until(deadline)
-            self._sync_scheduled = False
-            if self._state == "open":
-                await self._sync_to(self._segment, self._offset)
-        except OSError as exc:
-            self._fail(exc)
-        except Exception:
-            log.exception("journal %s: deferred sync failed", self._base_dir)
-        finally:
-            self._sync_scheduled = False
-
-    async def _sync_idle(self) -> None:
-        """Wait for a sync in flight, before the descriptor it uses is closed."""
-        while self._sync_done is not None:
-            await self._sync_done.wait()
+        return Written(durable, (self._segment, self._offset))
 
     async def _lock_io(self) -> None:
         # Lock.acquire always yields; when the lock is free, skip the trip
