@@ -186,7 +186,10 @@ async def test_commits_made_while_a_compaction_writes_are_kept(
         real = trio.to_thread.run_sync
 
         async def run_sync(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-            if fn is _maintenance.write_compacted:
+            if (
+                fn.__qualname__
+                == f"{_maintenance.Maintenance._compact.__qualname__}.<locals>.write"
+            ):
                 await two.enqueue(late[:1])  # committed before the snapshot is written ...
                 result = await real(fn, *args, **kwargs)
                 await two.enqueue(late[1:])  # ... and after, before the switch

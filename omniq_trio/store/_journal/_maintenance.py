@@ -104,6 +104,9 @@ class Maintenance:
         #: records of the segment the newest checkpoint this process knows of covers
         self._checkpointed = 0
         self._running: trio.Event | None = None
+        #: the background run's scope: closing the store cancels it (its thread, if
+        #: any, finishes by itself: it only writes temporary files)
+        self._scope: trio.CancelScope | None = None
         self._not_before = -math.inf
 
     def loaded(self, checkpoint_records: int) -> None:
@@ -136,6 +139,11 @@ class Maintenance:
         while self._running is not None:
             await self._running.wait()
 
+    def cancel(self) -> None:
+        """Stop what runs in the background (the store is closing)."""
+        if self._scope is not None:
+            self._scope.cancel()
+
     async def compact(self) -> None:
         """Compact now (waiting for maintenance in this or another process to finish)."""
         await self.wait_idle()
@@ -165,8 +173,13 @@ class Maintenance:
                 self._not_before = trio.current_time() + _BUSY_RETRY
                 return
             try:
-                await (self._compact() if kind == "compact" else self._checkpoint())
+                with trio.CancelScope() as self._scope:
+                    if kind == "compact":
+                        await self._compact(abandon=True)
+                    else:
+                        await self._checkpoint()
             finally:
+                self._scope = None
                 fileio.unlock(fd)
         except Exception:
             log.exception("journal %s: background %s failed", store.base_dir, kind)
@@ -198,12 +211,14 @@ class Maintenance:
             finally:
                 os.close(fd)
 
-        await trio.to_thread.run_sync(write)
+        await trio.to_thread.run_sync(write, abandon_on_cancel=True)
         if store._segment == number:
             self._checkpointed = max(self._checkpointed, records)
         log.debug("journal %s: checkpoint at %d records", store.base_dir, records)
 
-    async def _compact(self) -> None:
+    async def _compact(self, *, abandon: bool = False) -> None:
+        """Compact; with ``abandon``, a cancel leaves step 1 to its thread (which only
+        writes temporary files, cleared later) rather than waiting for it."""
         store = self._store
         if store._state != "open":
             return
@@ -220,13 +235,15 @@ class Maintenance:
                 last_frame=store._last_frame,
             )
             fd, path = os.dup(store._segment_fd), store.segment_path
-        try:
-            written = await trio.to_thread.run_sync(
-                write_compacted, base_dir, number + 1, snap, fd, path
-            )
-        finally:
-            os.close(fd)
-        del snap
+
+        def write(snap: Snapshot) -> Written:
+            try:
+                return write_compacted(base_dir, number + 1, snap, fd, path)
+            finally:
+                os.close(fd)
+
+        written = await trio.to_thread.run_sync(write, snap, abandon_on_cancel=abandon)
+        del snap  # the copy: its memory can go before the new segment is loaded
         async with store._io_lock:
             finished = False
             try:

@@ -11,7 +11,8 @@ processes can share one directory:
   up-to-date state, so no task is ever claimed by two workers.
 * Reading takes no lock: records are immutable once written, so opening and
   catching up read bytes and decode them while others commit (``_opening.py``).
-* Checkpoints and compactions run in the background, by one process at a time
+* Checkpoints and compactions run in the background, started by commits (a
+  process that only reads never writes them), by one process at a time
   (``_maintenance.py``); a compaction holds the exclusive lock only to copy
   the latest batches over.
 * A commit wakes the processes waiting for what it did (``_wakeup.py``).
@@ -196,7 +197,6 @@ class JournalStore(Durability, IndexedStore):
                     return
                 await trio.to_thread.run_sync(self._open_sync)
         self._notify_all()
-        self._maintenance.maybe_start()
 
     def _is_open(self) -> bool:
         return self._state == "open"
@@ -239,6 +239,7 @@ class JournalStore(Durability, IndexedStore):
 
     async def aclose(self) -> None:
         with trio.CancelScope(shield=True):
+            self._maintenance.cancel()
             await self._maintenance.wait_idle()
             async with self._io_lock:
                 if self._state == "closed":
@@ -397,7 +398,6 @@ class JournalStore(Durability, IndexedStore):
                     async with self._io_lock:
                         events = await self._catch_up(exclusive=False)
                 self._applied(events)
-                self._maintenance.maybe_start()
             else:
                 await trio.lowlevel.checkpoint()
             return query(self._index)
