@@ -175,7 +175,7 @@ class Maintenance:
             try:
                 with trio.CancelScope() as self._scope:
                     if kind == "compact":
-                        await self._compact(abandon=True)
+                        await self._compact(detach=True)
                     else:
                         await self._checkpoint()
             finally:
@@ -216,8 +216,8 @@ class Maintenance:
             self._checkpointed = max(self._checkpointed, records)
         log.debug("journal %s: checkpoint at %d records", store.base_dir, records)
 
-    async def _compact(self, *, abandon: bool = False) -> None:
-        """Compact; with ``abandon``, a cancel leaves step 1 to its thread (which only
+    async def _compact(self, *, detach: bool = False) -> None:
+        """Compact; with ``detach``, a cancel leaves step 1 to its thread (which only
         writes temporary files, cleared later) rather than waiting for it."""
         store = self._store
         if store._state != "open":
@@ -242,7 +242,7 @@ class Maintenance:
             finally:
                 os.close(fd)
 
-        written = await trio.to_thread.run_sync(write, snap, abandon_on_cancel=abandon)
+        written = await trio.to_thread.run_sync(write, snap, abandon_on_cancel=detach)
         del snap  # the copy: its memory can go before the new segment is loaded
         async with store._io_lock:
             finished = False
