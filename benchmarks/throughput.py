@@ -55,9 +55,9 @@ async def _wait_all_done(omniq: AsyncOmniQ, n: int, poll: float = 0.05) -> None:
     # polls the store rather than waiting on an event: the work may be done
     # by other processes
     while True:
-        # Counting tasks by status costs a PostgreSQL store a scan of the whole
-        # table, which would compete with the workers being measured; while
-        # tasks are still waiting to be claimed (an index lookup), we are not done.
+        # While tasks are still waiting to be claimed (an index lookup), we are
+        # not done; only then are the counts read (on PostgreSQL they fold the
+        # count changes the workers appended, a write of its own).
         if (
             await omniq.store.next_due(now=time.time()) is None
             and (await omniq.stats()).counts[TaskStatus.SUCCESS] >= n

@@ -218,6 +218,7 @@ class AsyncioOmniQ:
         with enqueue_span(self._async.tracing, tasks, trace_context) as tasks:
             statement = _transactional.enqueue_statement(self._async.store, tasks)
             _transactional.check_connection(connection, asyncio=True)
+            await self._call(self._async.open)  # the store's schema exists (or is made) first
             return await _transactional.run_statement_async(connection, statement, len(tasks))
 
     async def cancel(self, task_id: str) -> bool:

@@ -53,6 +53,13 @@ from .worker import PoolStatistics, WorkerPool
 
 if TYPE_CHECKING:
     import psycopg
+    import sqlalchemy.engine
+    import sqlalchemy.orm
+
+    #: What ``connection=`` takes: the caller's connection, in its transaction.
+    CallerConnection = (
+        psycopg.Connection[Any] | sqlalchemy.engine.Connection | sqlalchemy.orm.Session
+    )
 
 __all__ = ["OmniQ", "SyncWorkerPool"]
 
@@ -133,16 +140,18 @@ class OmniQ:
         unique_for: Seconds | None = None,
         max_lost_runs: int | None = None,
         headers: Mapping[str, str] | None = None,
-        connection: psycopg.Connection[Any] | None = None,
+        connection: CallerConnection | None = None,
         task_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> str:
         """Enqueue ``func(*args, **kwargs)``; see :meth:`AsyncOmniQ.enqueue`.
 
-        With ``connection=`` (a psycopg ``Connection``), the task is written
-        inside that connection's transaction, in this thread: it exists once
-        you commit, and not if you roll back (on stores that offer it; the
-        others raise ``TransactionalEnqueueError``).
+        With ``connection=`` (a psycopg ``Connection``, or a SQLAlchemy
+        ``Connection`` or ``Session`` on psycopg), the task is written inside
+        that connection's transaction, in this thread: it exists once you
+        commit, and not if you roll back; idle workers are woken at the commit.
+        On a connection in autocommit mode it commits at once. Only the
+        PostgreSQL store offers it; the others raise ``TransactionalEnqueueError``.
         """
         if task_kwargs is not None:
             kwargs = {**kwargs, **task_kwargs}
@@ -167,7 +176,7 @@ class OmniQ:
         return enqueued.id
 
     def enqueue_many(
-        self, calls: Iterable[Call], *, connection: psycopg.Connection[Any] | None = None
+        self, calls: Iterable[Call], *, connection: CallerConnection | None = None
     ) -> list[str]:
         """Enqueue several tasks in one write, all or none; see :meth:`AsyncOmniQ.enqueue_many`."""
         return [e.id for e in self.enqueue_calls(calls, connection=connection)]
@@ -176,7 +185,7 @@ class OmniQ:
         self,
         calls: Iterable[Call],
         *,
-        connection: psycopg.Connection[Any] | None = None,
+        connection: CallerConnection | None = None,
         trace_context: Any = None,
     ) -> list[Enqueued]:
         """Enqueue several tasks in one write, all or none, and say per call whether it
@@ -198,6 +207,7 @@ class OmniQ:
         with enqueue_span(self._async.tracing, tasks, trace_context) as tasks:
             statement = _transactional.enqueue_statement(self._async.store, tasks)
             _transactional.check_connection(connection, asyncio=False)
+            self._thread.run("enqueue_calls", self._async.open)  # the schema exists (or is made)
             return _transactional.run_statement(connection, statement, len(tasks))
 
     def cancel(self, task_id: str) -> bool:

@@ -11,6 +11,14 @@ commits, and the wake-up it sends (``NOTIFY``) is delivered at commit.
 
 Making the statement does no I/O and touches no trio object, so a client
 may call it from any thread.
+
+The caller's connection may be (``OmniQ``) a ``psycopg.Connection``, or a
+SQLAlchemy ``Connection`` or ORM ``Session`` whose engine uses the psycopg
+driver (``postgresql+psycopg://``): the statement runs through
+``exec_driver_sql``, in the transaction SQLAlchemy has open (or begins, as it
+does for any statement); (``AsyncioOmniQ``) a ``psycopg.AsyncConnection``. A
+connection in autocommit mode commits the enqueue at once, as it would any
+statement. Anything else is refused before anything runs.
 """
 
 from __future__ import annotations
@@ -111,13 +119,42 @@ def _enqueued(rows: Sequence[Sequence[Any]], expected: int) -> list[Enqueued]:
     return [Enqueued(str(task_id), bool(created)) for task_id, created in rows]
 
 
-def run_statement(
-    connection: psycopg.Connection[Any], statement: EnqueueStatement, expected: int
-) -> list[Enqueued]:
-    """Run ``statement`` on the caller's sync connection; what it did per task, in order."""
+def run_statement(connection: Any, statement: EnqueueStatement, expected: int) -> list[Enqueued]:
+    """Run ``statement`` on the caller's sync connection (psycopg, or SQLAlchemy's
+    ``Connection``/``Session`` on psycopg); what it did per task, in order."""
+    sqlalchemy_connection = _sqlalchemy_connection(connection)
+    if sqlalchemy_connection is not None:
+        result = sqlalchemy_connection.exec_driver_sql(statement.sql, tuple(statement.params))
+        return _enqueued(result.fetchall(), expected)
     with connection.cursor() as cursor:
         cursor.execute(statement.sql, statement.params)
         return _enqueued(cursor.fetchall(), expected)
+
+
+def _sqlalchemy_connection(connection: object) -> Any:
+    """The SQLAlchemy ``Connection`` to run on, for a SQLAlchemy ``Connection`` or
+    ``Session`` (``None`` for anything else); a named error unless it runs on psycopg."""
+    module = type(connection).__module__
+    if not module.startswith("sqlalchemy."):
+        return None
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.orm import Session
+
+    if isinstance(connection, Session):
+        # the session's connection, in the transaction the session has begun
+        connection = connection.connection()
+    if not isinstance(connection, Connection):
+        raise TransactionalEnqueueError(
+            "OmniQ enqueue(connection=...) takes a SQLAlchemy Connection or Session, got "
+            f"{type(connection).__name__}"
+        )
+    driver = connection.dialect.driver
+    if connection.dialect.name != "postgresql" or driver != "psycopg":
+        raise TransactionalEnqueueError(
+            "enqueue(connection=...) runs on PostgreSQL through psycopg 3: use an engine "
+            f"made with 'postgresql+psycopg://...', not {connection.dialect.name}+{driver}"
+        )
+    return connection
 
 
 async def run_statement_async(
@@ -131,6 +168,8 @@ async def run_statement_async(
 
 def check_connection(connection: object, *, asyncio: bool) -> None:
     """Refuse a connection of the wrong kind before anything runs on it."""
+    if not asyncio and _sqlalchemy_connection(connection) is not None:
+        return
     try:
         import psycopg
     except ImportError:
@@ -140,9 +179,10 @@ def check_connection(connection: object, *, asyncio: bool) -> None:
     wanted = psycopg.AsyncConnection if asyncio else psycopg.Connection
     if not isinstance(connection, wanted):
         client = "AsyncioOmniQ" if asyncio else "OmniQ"
+        also = "" if asyncio else " or a SQLAlchemy Connection or Session on psycopg"
         raise TransactionalEnqueueError(
-            f"{client} enqueue(connection=...) takes a {wanted.__module__}.{wanted.__name__} "
-            f"(the caller's open transaction), got {type(connection).__name__}"
+            f"{client} enqueue(connection=...) takes a {wanted.__module__}.{wanted.__name__}"
+            f"{also} (the caller's open transaction), got {type(connection).__name__}"
             + (
                 "; for a sync psycopg.Connection use OmniQ"
                 if asyncio and isinstance(connection, psycopg.Connection)

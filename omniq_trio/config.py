@@ -263,7 +263,7 @@ def _dsn_selects_postgres(values: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 # OMNIQ_* variables that belong to other tools (tests, benchmarks), not to Settings.
-_NOT_SETTINGS = frozenset({"test_postgres_dsn"})
+_NOT_SETTINGS = frozenset({"test_postgres_dsn", "dashboard_token"})
 
 
 def _setting_name(key: str, fields: Mapping[str, attrs.Attribute[Any]]) -> str | None:

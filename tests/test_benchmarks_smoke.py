@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.conftest import POSTGRES_DSN, ROOT, requires_postgres
 
 HUEY = importlib.util.find_spec("huey") is not None
 
@@ -50,3 +50,18 @@ def test_compare_runs_every_scenario_at_small_n(tmp_path: Path) -> None:
     assert "not for reporting" in done.stdout
     assert "enqueue->start p99" in done.stdout
     assert list(tmp_path.iterdir()) == [figures_path]  # the stores are cleaned up
+
+
+@requires_postgres
+def test_postgres_store_benchmark_runs_at_small_n() -> None:
+    assert POSTGRES_DSN is not None
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.postgres_store", "--dsn", POSTGRES_DSN, "--n", "200"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for figure in ("enqueue (batches of 100):", "claim + record", "stats over 200 tasks"):
+        assert figure in done.stdout, done.stdout

@@ -149,6 +149,30 @@ def test_postgres_workers(tmp_path: Path) -> None:
     assert out.rstrip().endswith("workers stopped")
 
 
+@requires_postgres
+def test_flask_signups_enqueue_in_the_views_transaction(tmp_path: Path) -> None:
+    assert POSTGRES_DSN is not None
+    try:
+        out = run_example("flask_signups.py", tmp_path, POSTGRES_DSN, timeout=120)
+    finally:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+            conn.execute("DROP SCHEMA IF EXISTS flask_example CASCADE")
+    lines = out.splitlines()
+    assert lines[0].startswith("POST /signups ada@example.com: 201 ")
+    assert lines[1].startswith("POST /signups alan@example.com: 201 ")
+    assert lines[2] == (
+        "POST /signups ada@example.com: 409 {'error': 'ada@example.com has signed up already'}"
+    )
+    assert lines[3:] == [
+        "welcome mail sent to ada@example.com",
+        "welcome mail sent to alan@example.com",
+        # the signup that rolled back left no task
+        "tasks: 2, signups welcomed: 2",
+    ]
+
+
 def _wait_for_line(proc: subprocess.Popen[str], pattern: str, deadline: float) -> re.Match[str]:
     """Read ``proc``'s stdout until a line matches ``pattern`` (fail at ``deadline``)."""
     lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
@@ -220,5 +244,6 @@ def test_every_example_is_tested(path: Path) -> None:
         "test_with_mockclock.py",
         "postgres_workers.py",
         "fastapi_app.py",
+        "flask_signups.py",
     }
     assert path.name in tested, f"{path.name} has no test in tests/test_examples.py"

@@ -32,6 +32,7 @@ __all__ = [
     "CliError",
     "cancel",
     "compact",
+    "dashboard",
     "enqueue",
     "inspect",
     "list_",
@@ -333,6 +334,25 @@ def repair(args: argparse.Namespace, settings: Settings) -> int:
     _require_journal(settings, "repair")
     print(repair_journal(settings.base_dir, dry_run=args.dry_run))
     return 0
+
+
+def dashboard(args: argparse.Namespace, settings: Settings) -> int:
+    _require_store(settings)
+    try:
+        from ..dashboard._command import run_dashboard
+    except ImportError as exc:
+        raise CliError(
+            f"the dashboard needs its extra: pip install 'omniq-trio[dashboard]' ({exc})"
+        ) from None
+    return run_dashboard(
+        settings,
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        no_token=args.no_token,
+        read_only=args.read_only,
+        allowed_hosts=args.allowed_hosts,
+    )
 
 
 def migrate(args: argparse.Namespace, settings: Settings) -> int:

@@ -152,6 +152,28 @@ _ENQUEUE_OPTIONS: tuple[Option, ...] = (
 
 _QUEUE_NAME = option("name", metavar="NAME")
 
+_DASHBOARD_OPTIONS: tuple[Option, ...] = (
+    option("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)"),
+    option(
+        "--port", type=int, default=8765, metavar="N", help="port (default 8765; 0: any free one)"
+    ),
+    option(
+        "--token",
+        metavar="T",
+        help="the token requests must carry (OMNIQ_DASHBOARD_TOKEN; default: a random one)",
+    ),
+    option("--no-token", action="store_true", help="no token at all (only on a loopback --host)"),
+    option("--read-only", action="store_true", help="hide and refuse every action"),
+    option(
+        "--allow-host",
+        dest="allowed_hosts",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also accept this Host header (a reverse proxy's name); repeatable",
+    ),
+)
+
 COMMANDS: Final = (
     Command(
         "worker",
@@ -306,6 +328,17 @@ COMMANDS: Final = (
         "List the cron schedules worker pools run, with their last and next slots.",
         ("omniq-trio schedules", "omniq-trio schedules --json | jq '.[].next_slot'"),
         (option("--json", action="store_true", help="a JSON array of schedules"),),
+    ),
+    Command(
+        "dashboard",
+        run.dashboard,
+        "Serve the web dashboard: counts, throughput, tasks, workers; cancel, retry, purge.",
+        (
+            "omniq-trio dashboard --base-dir ./omniq_data",
+            "omniq-trio dashboard --dsn postgresql://app@db/app --read-only",
+        ),
+        _DASHBOARD_OPTIONS,
+        notes="It prints the address to open, with its token; Ctrl-C stops it.",
     ),
     Command(
         "workers",

@@ -86,7 +86,8 @@ class StoreCapabilities:
     shared: bool
     #: Changes made here wake waiters in other processes (NOTIFY, a wake-up socket).
     wakes_other_processes: bool = False
-    #: ``enqueue`` can write inside the caller's own database transaction.
+    #: ``enqueue`` can write inside the caller's own database transaction: the store
+    #: offers ``enqueue_statement(tasks)`` (see ``omniq_trio._transactional``).
     transactional_enqueue: bool = False
 
 
@@ -236,6 +237,12 @@ class Store(trio.abc.AsyncResource):
         after ``created_at - unique_for``, is not added: its answer is
         ``Enqueued(that task's id, created=False)``. Tasks of one batch with the
         same key collapse into the first. Durable on return.
+
+        A store with ``capabilities.transactional_enqueue`` also offers
+        ``enqueue_statement(tasks)``: the same enqueue as one statement for the
+        caller to run in its own database transaction. Such an enqueue is durable
+        when the caller commits (and never happened if it rolls back), not when
+        any call returns.
         """
 
     @abstractmethod

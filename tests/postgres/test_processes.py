@@ -30,9 +30,6 @@ from .conftest import terminate, with_application_name
 
 pytestmark = requires_postgres
 
-#: Seconds a worker process surely needs to start and install its signal handlers.
-STARTUP = 2.0
-
 
 class Processes:
     """Starts worker and producer processes on one schema; stops them at the end."""
@@ -41,6 +38,7 @@ class Processes:
         self.dsn = dsn
         self.schema = schema
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.workers: list[subprocess.Popen[bytes]] = []
 
     def env(self, dsn: str | None = None, **settings: object) -> dict[str, str]:
         return {
@@ -60,6 +58,7 @@ class Processes:
             [sys.executable, "-c", code], cwd=ROOT, env=self.env(dsn, **settings)
         )
         self.procs.append(proc)
+        self.workers.append(proc)
         return proc
 
     def producer(self, first: int, count: int, runs_dir: Path) -> subprocess.Popen[bytes]:
@@ -69,8 +68,12 @@ class Processes:
         return proc
 
     def stop(self) -> list[int | None]:
-        """SIGTERM every process still running (a graceful stop); their exit codes."""
-        time.sleep(max(0.0, self.started + STARTUP - time.monotonic()))
+        """SIGTERM every process still running (a graceful stop); their exit codes.
+
+        A worker is signalled once it is listed in the store's worker registry:
+        ``serve`` installs its signal handlers before the pool registers.
+        """
+        wait_until(self._workers_registered, 60, "the worker processes to register")
         for proc in self.procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -83,13 +86,14 @@ class Processes:
                 codes.append(None)
         return codes
 
-    started = time.monotonic()
+    def _workers_registered(self) -> bool:
+        running = {proc.pid for proc in self.workers if proc.poll() is None}
+        return running <= live_worker_pids(self.dsn, self.schema)
 
 
 @pytest.fixture
 def processes(dsn: str, schema: str) -> Iterator[Processes]:
     procs = Processes(dsn, schema)
-    procs.started = time.monotonic()
     try:
         yield procs
     finally:
@@ -114,6 +118,14 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, poll: f
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(poll)
+
+
+def live_worker_pids(dsn: str, schema: str) -> set[int]:
+    async def read() -> set[int]:
+        async with PostgresStore(dsn, schema=schema) as store:
+            return {w.pid for w in await store.list_workers(now=time.time())}
+
+    return trio.run(read)
 
 
 def count_success(dsn: str, schema: str) -> int:

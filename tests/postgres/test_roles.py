@@ -180,7 +180,6 @@ async def test_only_the_worker_claims_and_records(roles: Roles) -> None:
             partial(producer.record, [done]),
             partial(producer.release, [task_id], worker_id="w"),
             partial(producer.renew, "w", lease_until=now + 30),
-            partial(producer.reclaim_expired, now=now),
             partial(producer.purge, finished_before=math.inf, failed_before=math.inf),
         ]
         for refused in refusals:
@@ -188,6 +187,9 @@ async def test_only_the_worker_claims_and_records(roles: Roles) -> None:
                 await refused()
         (claimed,) = await worker.claim("w", now=now, limit=1, lease_until=now + 30)
         assert claimed.id == task_id
+        # (with no lease expired, reclaiming reads and changes nothing)
+        with pytest.raises(StoreError, match=DENIED):
+            await producer.reclaim_expired(now=now + 60)
         assert await worker.record([done]) == [None]
         assert await worker.purge(finished_before=math.inf, failed_before=math.inf) == 1
     schema = f'"{roles.schema}"'

@@ -17,7 +17,7 @@ import trio.testing
 from omniq_trio.errors import StoreError
 from omniq_trio.models import Task, TaskStatus
 from omniq_trio.store import Change, DuplicateTaskError, Outcome
-from omniq_trio.store._postgres import PostgresStore, _wire
+from omniq_trio.store._postgres import PostgresStore, _schema, _wire
 from omniq_trio.store._postgres._schema import SCHEMA_VERSION
 from omniq_trio.testing import T0, make_task
 
@@ -47,6 +47,54 @@ async def test_schema_is_created_versioned_and_guarded(dsn: str, schema: str) ->
     with pytest.raises(StoreError, match="upgrade omniq_trio"):
         async with PostgresStore(dsn, schema=schema):
             pass
+
+
+async def test_an_upgraded_schema_keeps_its_tasks_and_counts_them(
+    dsn: str, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, done = make_task(), make_task()
+    with monkeypatch.context() as m:  # the schema as omniq_trio 0.1 (+ migration 2) left it
+        m.setattr(_schema, "MIGRATIONS", _schema.MIGRATIONS[:2])
+        m.setattr(_schema, "SCHEMA_VERSION", 2)
+        conn = await _wire.PgConnection.connect(dsn)
+        try:
+            await _schema.migrate(conn, schema)
+        finally:
+            conn.close()
+    for task, status, finished_at in ((old, "pending", "NULL"), (done, "success", T0)):
+        sql(
+            dsn,
+            f'INSERT INTO "{schema}".tasks (id, func, args, kwargs, status, priority, eta, '
+            "max_retries, retry_on_timeout, attempts, created_at, finished_at) VALUES "
+            f"('{task.id}', '{task.func}', '[]', '{{}}', '{status}', 0, {T0}, 0, false, 0, "
+            f"{T0}, {finished_at})",
+        )
+    async with PostgresStore(dsn, schema=schema) as store:
+        assert await store.get_task(old.id) == old  # the new fields take their defaults
+        stats = await store.stats(now=T0)
+        assert (stats.counts[TaskStatus.PENDING], stats.counts[TaskStatus.SUCCESS]) == (1, 1)
+        assert stats.queues["default"][TaskStatus.PENDING] == 1
+        assert [t.id for t in await store.claim("w", now=T0, limit=5, lease_until=T0 + 30)] == [
+            old.id
+        ]
+
+
+async def test_a_running_task_cancelled_elsewhere_wakes_its_worker(dsn: str, schema: str) -> None:
+    task = make_task()
+    async with PostgresStore(dsn, schema=schema) as a, PostgresStore(dsn, schema=schema) as b:
+        await a.enqueue([task])
+        await b.claim("w", now=T0, limit=1, lease_until=T0 + 30)
+        # the first wait connects the listener, and returns
+        await b.wait_for_change(
+            Change.CANCELLED, b.change_version(Change.CANCELLED), trio.current_time() + FAR
+        )
+        seen = b.change_version(Change.CANCELLED)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(b.wait_for_change, Change.CANCELLED, seen, trio.current_time() + FAR)
+            await trio.testing.wait_all_tasks_blocked()
+            assert await a.cancel(task.id, at=T0 + 1)
+        assert b.change_version(Change.CANCELLED) != seen
+        assert await b.renew("w", lease_until=T0 + 60) == frozenset()
 
 
 async def test_values_and_times_round_trip_exactly(dsn: str, schema: str) -> None:
@@ -225,13 +273,20 @@ async def test_purge_deletes_in_batches(dsn: str, schema: str) -> None:
         assert (await store.stats(now=T0)).total == 0
 
 
-def generic_plans(dsn: str, statements: object, calls: dict[str, str]) -> dict[str, str]:
-    """EXPLAIN each statement as the store runs it: prepared, with a generic plan."""
+def plans_of(
+    dsn: str, statements: object, calls: dict[str, str], *, mode: str = "force_generic_plan"
+) -> dict[str, str]:
+    """EXPLAIN each statement as the store runs it: prepared, with a generic plan (or
+    planned for its values, as listings are). A name may end in ``_<variant>`` (the
+    same statement with other parameters)."""
     plans = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("SET plan_cache_mode = force_generic_plan")
+        conn.execute(f"SET plan_cache_mode = {mode}")
         for name, params in calls.items():
-            conn.execute(f"PREPARE p AS {getattr(statements, name).sql.decode()}")
+            statement = getattr(statements, name, None) or getattr(
+                statements, name.rpartition("_")[0]
+            )
+            conn.execute(f"PREPARE p AS {statement.sql.decode()}")
             plans[name] = "\n".join(r[0] for r in conn.execute(f"EXPLAIN EXECUTE p{params}"))
             conn.execute("DEALLOCATE p")
     return plans
@@ -240,46 +295,92 @@ def generic_plans(dsn: str, statements: object, calls: dict[str, str]) -> dict[s
 async def test_indexes_keep_claiming_cheap_among_many_finished_tasks(dsn: str, schema: str) -> None:
     async with PostgresStore(dsn, schema=schema) as store:
         await store.enqueue([make_task() for _ in range(10)])
+        await store.enqueue([make_task(queue="other", unique_key=f"k{i}") for i in range(10)])
         statements = store._sql
     table = f'"{schema}".tasks'
 
-    def insert(status: str, count: int) -> None:
+    def insert(status: str, count: int, queue: str = "default", func: str = "f") -> None:
         sql(
             dsn,
             f"INSERT INTO {table} (id, func, args, kwargs, status, priority, eta, max_retries, "
-            f"retry_on_timeout, attempts, created_at, finished_at) "
-            f"SELECT '{status}' || g, 'f', '[]', '{{}}', '{status}', 0, {T0}, 0, false, 1, "
-            f"{T0}, {T0} FROM generate_series(1, {count}) g",
+            f"retry_on_timeout, attempts, created_at, finished_at, queue) "
+            f"SELECT '{status}{queue}' || g, '{func}', '[]', '{{}}', '{status}', 0, {T0}, "
+            f"0, false, 1, {T0}, {T0}, '{queue}' FROM generate_series(1, {count}) g",
         )
         sql(dsn, f"ANALYZE {table}")
 
     insert("success", 50_000)
-    plans = generic_plans(
+    insert("failed", 100, queue="other", func="g")
+    claims = {
+        "claim": f"({T0}, 4, 'w', {T0 + 30}, NULL, NULL)",
+        "claim_queues": f"({T0}, 4, 'w', {T0 + 30}, '{{default,other}}', '{{2,4}}')",
+    }
+    plans = plans_of(
         dsn,
         statements,
         {
-            "claim": f"({T0}, 4, 'w', {T0 + 30})",
-            "next_due": "",
-            "reclaim_expired": f"({T0})",
+            **claims,
+            "queue_etas": "(NULL)",
+            "queue_etas_named": "('{default,other}')",
+            "expired": f"({T0})",
+            "reclaim": f"('{{a}}', '{{w}}', '{{0}}', '{{NULL}}', {T0})",
             "renew": f"('w', {T0 + 30})",
-            "purge": f"({T0 - 1}, 1000)",
+            "purge": f"({T0 - 1}, {T0 - 1}, 1000)",
             "release": "('{success1,success2}', 'w')",
             "record": "('{success1}', '{w}', '{null}', '{NULL}', '{1}', '{NULL}', '{NULL}')",
             "await_results": "('{success1}')",
+            "set_progress": "('success1', 'w', NULL)",
+            "counts": "",
         },
     )
     for name, plan in plans.items():
         assert "Seq Scan on tasks" not in plan, (name, plan)
     # partial indexes: the finished rows are in none of those the worker reads
-    assert "tasks_claim" in plans["claim"] and "Sort" not in plans["claim"]
-    assert "tasks_claim" in plans["next_due"]
-    assert "tasks_running" in plans["reclaim_expired"]
-    assert "tasks_running" in plans["renew"]
+    for name in ("claim", "claim_queues", "queue_etas", "queue_etas_named"):
+        assert "tasks_queue_claim" in plans[name], (name, plans[name])
+    for name in ("expired", "renew"):  # the running rows alone, from either index
+        assert "tasks_running" in plans[name] or "tasks_status_seq" in plans[name], plans[name]
     assert "tasks_finished" in plans["purge"]
-    # a backlog of due tasks is read in claim order, not sorted
+    # counts are kept, not counted: the tasks table is not read at all
+    assert " tasks " not in plans["counts"], plans["counts"]
+
+    # listings are planned for their values: a rare status, queue, function or an
+    # id prefix is read from its index, in seq order where the index gives it (the
+    # store runs a listing by queue, function or prefix once per status)
+    top = 2**63 - 1
+    listings = plans_of(
+        dsn,
+        statements,
+        {
+            "list": "(0, NULL, NULL, NULL, NULL, NULL, 51)",
+            "list_newest": f"({top}, NULL, NULL, NULL, NULL, NULL, 51)",
+            "list_status": "(0, 'failed', NULL, NULL, NULL, NULL, 51)",
+            "list_queue": "(0, 'failed', 'other', NULL, NULL, NULL, 51)",
+            "list_newest_func": f"({top}, 'failed', NULL, 'g', NULL, NULL, 51)",
+            "list_prefix": "(0, 'success', NULL, NULL, 'success12', 'success13', 51)",
+        },
+        mode="force_custom_plan",
+    )
+    for name, plan in listings.items():
+        assert "Seq Scan on tasks" not in plan, (name, plan)
+    assert "tasks_seq_key" in listings["list"] and "Sort" not in listings["list"]
+    assert "Backward using tasks_seq_key" in listings["list_newest"]
+    for name in ("list_status", "list_queue", "list_newest_func"):
+        assert "Sort" not in listings[name], (name, listings[name])
+    assert "tasks_id_prefix" in listings["list_prefix"], listings["list_prefix"]
+
+    # a backlog of due tasks is read in claim order, not sorted: the only sort
+    # merges the few rows each queue gave
     insert("pending", 20_000)
-    (plan,) = generic_plans(dsn, statements, {"claim": f"({T0}, 4, 'w', {T0 + 30})"}).values()
-    assert "tasks_claim" in plan and "Sort" not in plan, plan
+    for name, params in claims.items():
+        (plan,) = plans_of(dsn, statements, {name: params}).values()
+        assert "tasks_queue_claim" in plan, plan
+        sort_keys = [line.strip() for line in plan.splitlines() if "Sort Key" in line]
+        # the limited queues by name, the merge of the queues' picks; no task row sorted
+        assert sort_keys == [
+            "Sort Key: q.name",
+            "Sort Key: picked.priority DESC, picked.eta, picked.queue_seq",
+        ], plan
 
 
 async def test_next_due_is_the_earliest_eta_over_every_priority(dsn: str, schema: str) -> None:

@@ -29,12 +29,6 @@ MISSED = 300
 FUNC = "tests.schedules.proc_schedules:record_run"
 
 
-#: Until the PostgreSQL store implements the schedule verbs (another branch).
-POSTGRES_PENDING = pytest.mark.xfail(
-    strict=True, reason="PostgresStore.fire_schedule raises NotImplementedError on this branch"
-)
-
-
 @pytest.fixture
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
     if request.param == "journal":
@@ -84,7 +78,7 @@ async def _read(settings: Settings) -> tuple[list[float], set[TaskStatus], float
     "settings",
     [
         pytest.param("journal", id="journal"),
-        pytest.param("postgres", id="postgres", marks=[requires_postgres, POSTGRES_PENDING]),
+        pytest.param("postgres", id="postgres", marks=requires_postgres),
     ],
     indirect=True,
 )

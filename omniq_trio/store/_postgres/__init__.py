@@ -16,16 +16,41 @@ Driving psycopg from trio
     hop costs more than the query, so we took the non-blocking core.
 
 One statement per change, changes grouped per transaction
-    Every Store operation that changes tasks is one SQL statement (``_sql``),
-    so it commits or rolls back whole. Most of a statement's cost is its
+    Every Store operation that changes tasks is one SQL statement, kept with
+    the others in ``queries.sql`` and loaded by name (``_sql``), so it
+    commits or rolls back whole. Most of a statement's cost is its
     round trip and its commit, so statements that callers start while
     another round trip is in flight (the recorder's batch of outcomes, the
     poller's claim, producers' enqueues) are sent together, pipelined, in
     one transaction (``_writer``); a statement that fails alone is retried
     alone, so one caller's error is never another's. Claims take rows
-    ``FOR UPDATE SKIP LOCKED`` in priority, eta, queue order, through a
-    partial index of the claimable rows; finished rows, however many, are
-    in no index a claim reads.
+    ``FOR UPDATE SKIP LOCKED`` in priority, eta, FIFO order from each queue
+    they may take from, through a partial index of the claimable rows per
+    queue, and merge the queues' picks; finished rows, however many, are in
+    no index a claim reads. A paused queue is skipped; a rate-limited one is
+    locked while a claim counts its recent starts, so every process counts
+    the same ones.
+
+Unique keys
+    A partial unique index allows one live task per key, so racing enqueues
+    (and a retry racing an enqueue) cannot both make one. Enqueues of a key
+    also take a transaction-level advisory lock on it, then look: what a
+    finished task with the key says (``unique_for``) is then seen by every
+    enqueue, whichever process makes it. Enqueueing is a function of the
+    schema (``enqueue_tasks``), whose queries each see what committed before
+    them.
+
+Counts
+    ``stats`` and ``list_queues`` count nothing: a trigger per statement
+    appends each statement's net changes by queue and status to a table of
+    changes (appending takes no lock anyone waits for), and purges fold them
+    into the counts from time to time.
+
+Transactional enqueue
+    ``PostgresStore.enqueue_statement(tasks)`` is the enqueue as one
+    statement for a caller's own connection (``enqueue(..., connection=)``):
+    the tasks exist if and only if the caller commits, and its notification
+    is delivered at the commit.
 
 Cancellation
     Waiting for a connection can be cancelled; a round trip that has started
@@ -55,8 +80,10 @@ Time
 
 Notifications
     A change that makes work claimable (enqueue, release, retry, a lapsed
-    lease) sends ``NOTIFY`` with its commit, so idle workers elsewhere wake at
-    once; ``poll_interval`` stays the fallback. Finished runs notify only
+    lease, a resumed or re-limited queue) sends ``NOTIFY`` with its commit
+    (``w``), so idle workers elsewhere wake at once; ``poll_interval`` stays
+    the fallback. Cancelling a running task sends ``c``, so that the pool
+    running it learns at once. Finished runs notify only
     when someone waits for their result: PostgreSQL serializes the commits
     of transactions that notify (four concurrent completions took 1.1 ms per
     task with a NOTIFY each, 0.7 ms without), so waiting for a result marks

@@ -2,9 +2,9 @@
 
 Every changing statement ends with ``pg_notify(channel, '<letters>:<token>')``,
 committed with it: ``w`` when a task may have become claimable, ``f`` when one
-finished. The listener turns notifications from other stores into calls of
-``on_change``; a store ignores its own (its changes were announced locally
-when they returned).
+someone awaits finished, ``c`` when a running task was cancelled. The listener
+turns notifications from other stores into calls of ``on_change``; a store
+ignores its own (its changes were announced locally when they returned).
 
 It connects on first use (a process that only enqueues never listens, so no
 notifications pile up for it) and reads only when asked: while someone waits
@@ -43,7 +43,7 @@ class Listener:
     _conninfo: str
     _channel: str
     _token: str
-    #: called with a change letter (``"w"``, ``"f"``) for each change another store made
+    #: called with a change letter (``"w"``, ``"f"``, ``"c"``) for each change another store made
     _on_change: Callable[[str], None]
     _all_letters: str
     _conn: PgConnection | None = None

@@ -14,19 +14,24 @@ import attrs
 import orjson
 
 from ...errors import SerializationError, StoreError
-from ...models import Task, TaskError, TaskResult, TaskStatus
+from ...models import Progress, Task, TaskError, TaskResult, TaskStatus
 from .._base import Outcome, OutcomeKind
+from .._rules import unique_firsts
 from ._wire import Param, Row, array_literal
 
 __all__ = [
+    "TASK_FIELDS",
     "dump_json",
     "enqueue_params",
     "error_json",
+    "progress_json",
     "record_params",
     "result_from_row",
     "task_from_row",
 ]
 
+#: Columns of a task row (the ``task_columns`` fragment of queries.sql).
+TASK_FIELDS: Final = 26
 _INT64: Final = 2**63
 _INT32: Final = 2**31
 
@@ -46,6 +51,14 @@ def _load_error(text: str | None) -> TaskError | None:
     return None if text is None else TaskError(**orjson.loads(text))
 
 
+def progress_json(progress: Progress | None) -> str | None:
+    return None if progress is None else dump_json(attrs.asdict(progress), "the progress")
+
+
+def _load_progress(text: str | None) -> Progress | None:
+    return None if text is None else Progress(**orjson.loads(text))
+
+
 def _check_int(task: Task, name: str, value: int, bound: int) -> int:
     if not -bound <= value < bound:
         raise StoreError(f"task {task.id}: {name}={value} is out of range for PostgreSQL")
@@ -53,8 +66,9 @@ def _check_int(task: Task, name: str, value: int, bound: int) -> int:
 
 
 def enqueue_params(tasks: Sequence[Task]) -> list[Param]:
-    """The ``enqueue`` statement's parameters: one array per column."""
-    columns: list[list[Param]] = [[] for _ in range(18)]
+    """The ``enqueue`` statement's parameters: one array per column, then per task
+    the 1-based position of the earlier task it collapses into (same unique key)."""
+    columns: list[list[Param]] = [[] for _ in range(26)]
     for task in tasks:
         values: tuple[Param, ...] = (
             task.id,
@@ -75,10 +89,19 @@ def enqueue_params(tasks: Sequence[Task]) -> list[Param]:
             task.worker_id,
             task.lease_until,
             error_json(task.error),
+            task.queue,
+            task.unique_key,
+            task.unique_for,
+            task.scheduled_at,
+            _check_int(task, "lost_runs", task.lost_runs, _INT32),
+            _check_int(task, "max_lost_runs", task.max_lost_runs, _INT32),
+            progress_json(task.progress),
+            dump_json(dict(task.headers), f"task {task.id}'s headers"),
         )
         for column, value in zip(columns, values, strict=True):
             column.append(value)
-    return [array_literal(column) for column in columns]
+    firsts = [None if first is None else first + 1 for first in unique_firsts(tasks)]
+    return [*(array_literal(column) for column in columns), array_literal(firsts)]
 
 
 def record_params(outcomes: Sequence[Outcome]) -> list[Param]:
@@ -102,7 +125,7 @@ def record_params(outcomes: Sequence[Outcome]) -> list[Param]:
 
 
 def task_from_row(row: Row) -> Task:
-    """A ``Task`` from the first columns of ``row`` (``TASK_COLUMNS``)."""
+    """A ``Task`` from the first columns of ``row`` (the ``task_columns`` of queries.sql)."""
     (
         task_id,
         func,
@@ -122,7 +145,15 @@ def task_from_row(row: Row) -> Task:
         worker_id,
         lease_until,
         error,
-    ) = row[:18]
+        queue,
+        unique_key,
+        unique_for,
+        scheduled_at,
+        lost_runs,
+        max_lost_runs,
+        progress,
+        headers,
+    ) = row[:TASK_FIELDS]
     return Task(
         id=task_id,
         func=func,
@@ -142,6 +173,14 @@ def task_from_row(row: Row) -> Task:
         worker_id=worker_id,
         lease_until=lease_until,
         error=_load_error(error),
+        queue=queue,
+        unique_key=unique_key,
+        unique_for=unique_for,
+        scheduled_at=scheduled_at,
+        lost_runs=lost_runs,
+        max_lost_runs=max_lost_runs,
+        progress=_load_progress(progress),
+        headers=orjson.loads(headers),
     )
 
 

@@ -113,6 +113,322 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     REVOKE ALL ON FUNCTION {s}.cancel_task(text, double precision) FROM PUBLIC;
     REVOKE ALL ON FUNCTION {s}.retry_task(text, double precision) FROM PUBLIC;
     """,
+    # 3: named queues, unique keys, lost runs, progress and headers on tasks;
+    # queue controls, cron schedules and the worker registry beside them;
+    # counts by queue and status kept as the tasks change; indexes for the
+    # claims per queue and for listings.
+    """
+    ALTER TABLE {s}.tasks
+        ADD COLUMN queue text NOT NULL DEFAULT 'default',
+        ADD COLUMN unique_key text,
+        ADD COLUMN unique_for double precision,
+        ADD COLUMN scheduled_at double precision,
+        ADD COLUMN lost_runs integer NOT NULL DEFAULT 0,
+        ADD COLUMN max_lost_runs integer NOT NULL DEFAULT 3,
+        ADD COLUMN progress json,
+        ADD COLUMN headers json NOT NULL DEFAULT '{{}}';
+    -- Claims take from each queue in claim order (see queries.sql, claim):
+    -- the one index on claimable rows, now per queue.
+    DROP INDEX {s}.tasks_claim;
+    CREATE INDEX tasks_queue_claim ON {s}.tasks (queue, priority DESC, eta, queue_seq)
+        WHERE status IN ('pending', 'retrying');
+    -- At most one live task per unique key: the index, not a read, decides
+    -- between enqueues that race (and a retry racing an enqueue).
+    CREATE UNIQUE INDEX tasks_unique_live ON {s}.tasks (unique_key)
+        WHERE unique_key IS NOT NULL AND status IN ('pending', 'running', 'retrying');
+    -- The latest finish of a key, for unique_for.
+    CREATE INDEX tasks_unique_finished ON {s}.tasks (unique_key, finished_at)
+        WHERE unique_key IS NOT NULL AND status IN ('success', 'failed', 'cancelled');
+    -- Listings page by seq within one status, one queue or one function (per
+    -- status, merged), or look ids up by prefix (byte order, whatever the
+    -- database's collation). Running tasks are few (tasks_running finds
+    -- them): leaving them out spares a claim four index entries per task.
+    CREATE INDEX tasks_status_seq ON {s}.tasks (status, seq) WHERE status <> 'running';
+    CREATE INDEX tasks_queue_seq ON {s}.tasks (queue, status, seq) WHERE status <> 'running';
+    CREATE INDEX tasks_func_seq ON {s}.tasks (func, status, seq) WHERE status <> 'running';
+    CREATE INDEX tasks_id_prefix ON {s}.tasks ((id COLLATE "C")) WHERE status <> 'running';
+
+    -- One row per queue that is paused or rate-limited (none otherwise).
+    CREATE TABLE {s}.queues (
+        name text PRIMARY KEY,
+        paused boolean NOT NULL DEFAULT false,
+        -- at most max_starts claims in any window of per seconds
+        max_starts integer CHECK (max_starts > 0),
+        per double precision CHECK (per > 0),
+        -- the start times of its latest claims (at most max_starts), oldest first
+        starts double precision[] NOT NULL DEFAULT '{{}}',
+        CHECK ((max_starts IS NULL) = (per IS NULL))
+    );
+    -- Cron schedules as pools last recorded them; the slots fired, apart,
+    -- so that a pool recording its definitions never moves one back.
+    CREATE TABLE {s}.schedules (
+        name text PRIMARY KEY,
+        func text NOT NULL,
+        cron text NOT NULL,
+        timezone text NOT NULL,
+        queue text NOT NULL,
+        last_slot double precision,
+        next_slot double precision,
+        updated_at double precision NOT NULL
+    );
+    CREATE TABLE {s}.schedule_slots (
+        name text PRIMARY KEY,
+        last_slot double precision NOT NULL
+    );
+    CREATE TABLE {s}.workers (
+        id text PRIMARY KEY,
+        hostname text NOT NULL,
+        pid bigint NOT NULL,
+        concurrency integer NOT NULL,
+        queues text[],
+        started_at double precision NOT NULL,
+        last_seen double precision NOT NULL,
+        expires_at double precision NOT NULL,
+        running text[] NOT NULL,
+        succeeded bigint NOT NULL,
+        failed bigint NOT NULL
+    );
+
+    -- Counts by queue and status, without counting rows: every statement
+    -- that adds, changes or deletes tasks appends its net changes to
+    -- task_count_changes (a trigger per statement, over its transition
+    -- tables). Appending takes no lock that another transaction waits for,
+    -- so concurrent claims and records never queue behind a counter row;
+    -- the changes are folded into task_counts from time to time (purge,
+    -- stats). A count is task_counts plus the changes not folded yet.
+    CREATE TABLE {s}.task_counts (
+        queue text NOT NULL,
+        status text NOT NULL,
+        n bigint NOT NULL,
+        PRIMARY KEY (queue, status)
+    );
+    CREATE TABLE {s}.task_count_changes (
+        queue text NOT NULL,
+        status text NOT NULL,
+        delta bigint NOT NULL
+    );
+    INSERT INTO {s}.task_counts (queue, status, n)
+        SELECT queue, status, count(*) FROM {s}.tasks GROUP BY queue, status;
+    -- SECURITY DEFINER: a role that may change tasks needs no rights on the counts.
+    CREATE FUNCTION {s}.count_inserted() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+    BEGIN
+        INSERT INTO {s}.task_count_changes (queue, status, delta)
+        SELECT queue, status, count(*) FROM new_rows GROUP BY queue, status;
+        RETURN NULL;
+    END
+    $fn$;
+    CREATE FUNCTION {s}.count_deleted() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+    BEGIN
+        INSERT INTO {s}.task_count_changes (queue, status, delta)
+        SELECT queue, status, -count(*) FROM old_rows GROUP BY queue, status;
+        RETURN NULL;
+    END
+    $fn$;
+    CREATE FUNCTION {s}.count_updated() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+    BEGIN
+        -- renewals, progress and the like change no status: nothing to append
+        INSERT INTO {s}.task_count_changes (queue, status, delta)
+        SELECT queue, status, sum(delta) FROM (
+            SELECT queue, status, 1 AS delta FROM new_rows
+            UNION ALL
+            SELECT queue, status, -1 FROM old_rows
+        ) c
+        GROUP BY queue, status HAVING sum(delta) <> 0;
+        RETURN NULL;
+    END
+    $fn$;
+    CREATE TRIGGER tasks_count_inserted AFTER INSERT ON {s}.tasks
+        REFERENCING NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION {s}.count_inserted();
+    CREATE TRIGGER tasks_count_deleted AFTER DELETE ON {s}.tasks
+        REFERENCING OLD TABLE AS old_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION {s}.count_deleted();
+    CREATE TRIGGER tasks_count_updated AFTER UPDATE ON {s}.tasks
+        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION {s}.count_updated();
+
+    -- Enqueues of one unique key wait for each other: a transaction-level
+    -- advisory lock per key (by its hash; keys sharing a hash merely wait),
+    -- taken in hash order so that batches never deadlock among themselves.
+    -- The reads that follow then see every committed task with the key,
+    -- which is what makes unique_for (a finished task within N seconds)
+    -- hold across processes: the index above only knows live tasks.
+    CREATE FUNCTION {s}.lock_unique_keys(p_keys text[]) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+    DECLARE
+        h integer;
+    BEGIN
+        FOR h IN SELECT DISTINCT hashtext(k) FROM unnest(p_keys) k WHERE k IS NOT NULL ORDER BY 1
+        LOOP
+            PERFORM pg_advisory_xact_lock(hashtext('omniq_trio unique {s}'), h);
+        END LOOP;
+    END
+    $fn$;
+
+    -- Enqueue tasks, all or none (a duplicate id raises): per task, in
+    -- order, the id of the task that holds it and whether it was created.
+    -- p_first[i] names the earlier task of the batch that task i collapses
+    -- into (same unique key), else NULL. A task whose key a live task holds,
+    -- or a task finished at or after its created_at - unique_for, is not
+    -- created: that task answers (_rules.unique_key_taken, in SQL). Notifies
+    -- p_channel with p_payload (at commit) when it created any.
+    --
+    -- A function, not a statement, because each query in a VOLATILE
+    -- function sees what committed before it began (READ COMMITTED): the
+    -- holder lookup after the key locks sees the latest holders, and a task
+    -- refused by the unique index (a retry made its holder live meanwhile)
+    -- is looked up again. It is also the one statement a caller's own
+    -- transaction runs to enqueue there (PostgresStore.enqueue_statement).
+    CREATE FUNCTION {s}.enqueue_tasks(
+        p_id text[], p_func text[], p_args json[], p_kwargs json[], p_status text[],
+        p_priority bigint[], p_eta double precision[], p_interval double precision[],
+        p_max_retries integer[], p_timeout double precision[], p_retry_on_timeout boolean[],
+        p_attempts integer[], p_created_at double precision[], p_started_at double precision[],
+        p_finished_at double precision[], p_worker_id text[], p_lease_until double precision[],
+        p_error json[], p_queue text[], p_unique_key text[], p_unique_for double precision[],
+        p_scheduled_at double precision[], p_lost_runs integer[], p_max_lost_runs integer[],
+        p_progress json[], p_headers json[], p_first integer[], p_channel text, p_payload text
+    ) RETURNS TABLE (task_id text, created boolean)
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+    DECLARE
+        v_id text[] := p_id;
+        v_created boolean[] := array_fill(false, ARRAY[cardinality(p_id)]);
+        v_todo integer[];
+        v_done integer[];
+        v_rounds integer := 0;
+        r record;
+    BEGIN
+        IF cardinality(p_id) = 0 THEN
+            RETURN;
+        END IF;
+        PERFORM {s}.lock_unique_keys(p_unique_key);
+        v_todo := ARRAY(
+            SELECT o FROM generate_subscripts(p_id, 1) o WHERE p_first[o] IS NULL ORDER BY o
+        );
+        LOOP
+            v_rounds := v_rounds + 1;
+            -- the tasks that make a task with a unique key a duplicate
+            FOR r IN
+                SELECT o, coalesce(
+                    (SELECT h.id FROM {s}.tasks h
+                        WHERE h.unique_key = p_unique_key[o]
+                            AND h.status IN ('pending', 'running', 'retrying')),
+                    (SELECT h.id FROM {s}.tasks h
+                        WHERE p_unique_for[o] IS NOT NULL AND h.unique_key = p_unique_key[o]
+                            AND h.status IN ('success', 'failed', 'cancelled')
+                            AND h.finished_at >= p_created_at[o] - p_unique_for[o]
+                        ORDER BY h.finished_at DESC LIMIT 1)
+                ) AS holder
+                FROM unnest(v_todo) o WHERE p_unique_key[o] IS NOT NULL
+            LOOP
+                IF r.holder IS NOT NULL THEN
+                    v_id[r.o] := r.holder;
+                    v_todo := array_remove(v_todo, r.o);
+                END IF;
+            END LOOP;
+            WITH inserted AS (
+                INSERT INTO {s}.tasks (
+                    id, func, args, kwargs, status, priority, eta, "interval", max_retries,
+                    timeout, retry_on_timeout, attempts, created_at, started_at, finished_at,
+                    worker_id, lease_until, error, queue, unique_key, unique_for, scheduled_at,
+                    lost_runs, max_lost_runs, progress, headers
+                )
+                SELECT p_id[o], p_func[o], p_args[o], p_kwargs[o], p_status[o], p_priority[o],
+                    p_eta[o], p_interval[o], p_max_retries[o], p_timeout[o],
+                    p_retry_on_timeout[o], p_attempts[o], p_created_at[o], p_started_at[o],
+                    p_finished_at[o], p_worker_id[o], p_lease_until[o], p_error[o], p_queue[o],
+                    p_unique_key[o], p_unique_for[o], p_scheduled_at[o], p_lost_runs[o],
+                    p_max_lost_runs[o], p_progress[o], p_headers[o]
+                FROM unnest(v_todo) o
+                ORDER BY o
+                ON CONFLICT (unique_key)
+                    WHERE unique_key IS NOT NULL AND status IN ('pending', 'running', 'retrying')
+                    DO NOTHING
+                RETURNING id
+            )
+            SELECT ARRAY(SELECT o FROM unnest(v_todo) o WHERE p_id[o] IN (SELECT id FROM inserted))
+            INTO v_done;
+            FOR i IN 1 .. cardinality(v_done) LOOP
+                v_created[v_done[i]] := true;
+                v_todo := array_remove(v_todo, v_done[i]);
+            END LOOP;
+            -- what is left met a live holder that committed after the lookup
+            EXIT WHEN cardinality(v_todo) = 0;
+            IF v_rounds >= 10 THEN
+                RAISE EXCEPTION 'omniq_trio: could not settle the unique keys of an enqueue';
+            END IF;
+        END LOOP;
+        FOR i IN 1 .. cardinality(p_id) LOOP
+            IF p_first[i] IS NOT NULL THEN
+                v_id[i] := v_id[p_first[i]];
+            END IF;
+        END LOOP;
+        IF true = ANY (v_created) THEN
+            PERFORM pg_notify(p_channel, p_payload);
+        END IF;
+        RETURN QUERY SELECT v_id[o], v_created[o] FROM generate_subscripts(p_id, 1) o ORDER BY o;
+    END
+    $fn$;
+
+    -- Fire slot p_slot of schedule p_name once across processes: if its last
+    -- fired slot is older (or it has none), record the slot and enqueue the
+    -- task (enqueue_tasks' arguments follow); else return no row.
+    CREATE FUNCTION {s}.fire_schedule(
+        p_name text, p_slot double precision,
+        p_id text[], p_func text[], p_args json[], p_kwargs json[], p_status text[],
+        p_priority bigint[], p_eta double precision[], p_interval double precision[],
+        p_max_retries integer[], p_timeout double precision[], p_retry_on_timeout boolean[],
+        p_attempts integer[], p_created_at double precision[], p_started_at double precision[],
+        p_finished_at double precision[], p_worker_id text[], p_lease_until double precision[],
+        p_error json[], p_queue text[], p_unique_key text[], p_unique_for double precision[],
+        p_scheduled_at double precision[], p_lost_runs integer[], p_max_lost_runs integer[],
+        p_progress json[], p_headers json[], p_first integer[], p_channel text, p_payload text
+    ) RETURNS TABLE (task_id text, created boolean)
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+    BEGIN
+        INSERT INTO {s}.schedule_slots AS f (name, last_slot) VALUES (p_name, p_slot)
+        ON CONFLICT (name) DO UPDATE SET last_slot = EXCLUDED.last_slot
+            WHERE f.last_slot < EXCLUDED.last_slot;
+        IF NOT FOUND THEN
+            RETURN;
+        END IF;
+        RETURN QUERY SELECT * FROM {s}.enqueue_tasks(
+            p_id, p_func, p_args, p_kwargs, p_status, p_priority, p_eta, p_interval,
+            p_max_retries, p_timeout, p_retry_on_timeout, p_attempts, p_created_at,
+            p_started_at, p_finished_at, p_worker_id, p_lease_until, p_error, p_queue,
+            p_unique_key, p_unique_for, p_scheduled_at, p_lost_runs, p_max_lost_runs,
+            p_progress, p_headers, p_first, p_channel, p_payload);
+    END
+    $fn$;
+
+    -- retry_task (migration 2) with the new columns: fresh retry and lost-run
+    -- budgets, its slot moved to p_at, and not while another live task holds
+    -- its unique key (no row; the unique index refuses one that became live
+    -- meanwhile). CREATE OR REPLACE keeps what EXECUTE was granted.
+    CREATE OR REPLACE FUNCTION {s}.retry_task(p_id text, p_at double precision)
+    RETURNS SETOF text
+    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $fn$
+        UPDATE {s}.tasks t SET
+            status = 'pending', eta = p_at, scheduled_at = p_at, attempts = 0, lost_runs = 0,
+            finished_at = NULL, queue_seq = nextval('{s}.queue_seq'), result_status = NULL,
+            result_value = NULL, result_error = NULL, result_attempts = NULL,
+            result_started_at = NULL, result_finished_at = NULL
+        FROM (
+            SELECT seq, status, unique_key FROM {s}.tasks WHERE id = p_id FOR UPDATE OFFSET 0
+        ) old
+        WHERE t.seq = old.seq AND old.status = 'failed'
+            AND NOT EXISTS (
+                SELECT FROM {s}.tasks h
+                WHERE old.unique_key IS NOT NULL AND h.unique_key = old.unique_key
+                    AND h.status IN ('pending', 'running', 'retrying')
+            )
+        RETURNING t.id
+    $fn$;
+    """,
 )
 
 #: The version this code writes and reads.

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-import secrets
 from collections.abc import Collection, Mapping, Sequence
 from typing import Final, final
 
 import trio
 
-from ..._clock import DEFAULT_CLOCK
+from ..._transactional import EnqueueStatement
 from ...config import Settings
 from ...errors import (
     ConfigError,
     DuplicateTaskError,
     InvalidTransitionError,
-    StoreClosedError,
     StoreError,
     TaskNotFoundError,
+    UniqueConflictError,
 )
 from ...models import (
     Enqueued,
@@ -32,24 +32,47 @@ from ...models import (
     TaskStatus,
     WorkerInfo,
 )
-from .._base import Change, Outcome, OutcomeKind, Reclaimed, Store, StoreCapabilities, StoreStats
-from .._rules import check_new_tasks, duplicate_outcomes, lease_lost
-from ._listener import Listener
-from ._pool import ConnectionPool
-from ._rows import enqueue_params, record_params, result_from_row, task_from_row
-from ._schema import migrate
-from ._sql import CHANGE_CODES, Statements
+from .._base import Outcome, Reclaimed, StoreCapabilities, StoreStats
+from .._rules import (
+    ENQUEUE_CHANGES,
+    WORK_CHANGES,
+    cancel_changes,
+    check_new_tasks,
+    duplicate_outcomes,
+    lease_lost,
+    outcome_changes,
+    reclaim_changes,
+    worker_lost_error,
+)
+from ._connected import ConnectedStore
+from ._rows import (
+    enqueue_params,
+    error_json,
+    progress_json,
+    record_params,
+    result_from_row,
+    task_from_row,
+)
+from ._sql import psycopg_sql
+from ._views import (
+    count_maps,
+    earliest_due,
+    listing,
+    merge_pages,
+    queue_infos,
+    schedule_from_row,
+    schedule_params,
+    worker_from_row,
+    worker_params,
+)
 from ._wire import (
     ConnectionLostError,
     Param,
-    PgConnection,
     QueryError,
     Row,
     Statement,
     array_literal,
-    conninfo_with_defaults,
 )
-from ._writer import GroupCommit
 
 __all__ = ["PostgresStore"]
 
@@ -58,9 +81,6 @@ logger = logging.getLogger("omniq_trio.store")
 #: Rows one purge statement deletes at most: each batch is a short
 #: transaction, so purging a backlog never holds many row locks for long.
 PURGE_BATCH: Final = 1_000
-#: Seconds of difference between this machine's clock and the server's above
-#: which opening the store logs a warning (see "Time" in the package docstring).
-CLOCK_SKEW_WARNING: Final = 1.0
 #: Ids of tasks whose result was asked for before they finished, remembered
 #: until a wait marks them awaited; older ones are forgotten beyond this many.
 MAX_AWAITING: Final = 1_000
@@ -68,19 +88,17 @@ MAX_AWAITING: Final = 1_000
 _UNIQUE_VIOLATION: Final = "23505"
 _DUPLICATE_KEY: Final = re.compile(r"Key \(id\)=\((.*)\) already exists")
 _MAX_LIMIT: Final = 2**31 - 1
-_CHANGES: Final = {
-    CHANGE_CODES[change.value]: change for change in Change if change.value in CHANGE_CODES
-}
-#: Shared by every process that opens the schema; NOTIFY wakes them.
-_CAPABILITIES: Final = StoreCapabilities(shared=True, wakes_other_processes=True)
-
-
-def _not_yet(what: str) -> NotImplementedError:
-    return NotImplementedError(f"the PostgreSQL store does not support {what} yet")
+#: Shared by every process that opens the schema; NOTIFY wakes them; a caller's
+#: transaction can enqueue (``enqueue_statement``).
+_CAPABILITIES: Final = StoreCapabilities(
+    shared=True, wakes_other_processes=True, transactional_enqueue=True
+)
+#: Times a retry looks again when the holder of its unique key changes under it.
+_RETRY_ATTEMPTS: Final = 3
 
 
 @final
-class PostgresStore(Store):
+class PostgresStore(ConnectedStore):
     """Tasks in PostgreSQL tables, shared by every process that opens the same schema.
 
     ``PostgresStore(dsn, schema="omniq")``; usually made for you from
@@ -90,26 +108,7 @@ class PostgresStore(Store):
     """
 
     def __init__(self, dsn: str, *, schema: str = "omniq") -> None:
-        super().__init__()
-        if not (isinstance(schema, str) and schema.isidentifier() and schema.lower() == schema):
-            raise ConfigError(
-                f"postgres_schema must be a lower-case identifier (letters, digits, _), "
-                f"got {schema!r}"
-            )
-        self._dsn = dsn
-        self._schema = schema
-        # LISTEN channels are identifiers: at most 63 bytes
-        channel = f"omniq_trio:{schema}"[:63]
-        self._channel = channel
-        self._token = secrets.token_hex(4)
-        self._sql = Statements.build(schema, channel, self._token)
-        self._pool: ConnectionPool | None = None
-        self._writer: GroupCommit | None = None
-        self._listener: Listener | None = None
-        # ids whose get_result found no result, to mark awaited when waited for
-        self._awaiting: dict[str, None] = {}
-        self._open_lock = trio.Lock()
-        self._clock_skew: float | None = None
+        super().__init__(dsn, schema=schema)
         # Claims whose reply was lost: (worker_id, now). Whatever they took is
         # released before the next claim (see `claim`).
         self._unsettled_claims: list[tuple[str, float]] = []
@@ -125,104 +124,84 @@ class PostgresStore(Store):
     def capabilities(self) -> StoreCapabilities:
         return _CAPABILITIES
 
-    @property
-    def schema(self) -> str:
-        """The PostgreSQL schema holding this store's tables."""
-        return self._schema
-
-    @property
-    def clock_skew(self) -> float | None:
-        """Seconds the server's clock was ahead of this machine's when the store opened."""
-        return self._clock_skew
-
-    # ----------------------------------------------------------------- lifecycle
-
-    async def open(self) -> None:
-        async with self._open_lock:
-            if self._pool is not None:
-                return
-            conninfo = conninfo_with_defaults(self._dsn)
-            conn = await PgConnection.connect(conninfo)
-            try:
-                with trio.CancelScope(shield=True):
-                    await migrate(conn, self._schema)
-            finally:
-                conn.close()
-            pool = ConnectionPool(conninfo, self._sql.all())
-            try:
-                await self._measure_clock_skew(pool)
-            except BaseException:
-                pool.close()
-                raise
-            self._pool = pool
-            self._writer = GroupCommit(pool)
-            self._listener = Listener(
-                conninfo, self._channel, self._token, self._on_remote_change, "".join(_CHANGES)
-            )
-
-    async def aclose(self) -> None:
-        pool, self._pool = self._pool, None
-        listener, self._listener = self._listener, None
-        self._writer = None
-        if pool is not None:
-            pool.close()
-        if listener is not None:
-            listener.close()
-        await trio.lowlevel.checkpoint()
-
-    async def _measure_clock_skew(self, pool: ConnectionPool) -> None:
-        before = DEFAULT_CLOCK.now()
-        ((server_time,),) = (await pool.execute(self._sql.server_time)).rows
-        here = (before + DEFAULT_CLOCK.now()) / 2
-        self._clock_skew = skew = server_time - here
-        if abs(skew) > CLOCK_SKEW_WARNING:
-            logger.warning(
-                "this machine's clock is %.1fs %s the PostgreSQL server's; etas and leases "
-                "compare times from different machines, so keep their clocks in sync (NTP)",
-                abs(skew),
-                "behind" if skew > 0 else "ahead of",
-            )
-
-    async def _change(self, statement: Statement, params: Sequence[Param]) -> list[Row]:
-        """Run a changing statement (through the group commit)."""
-        if self._writer is None:
-            raise _closed()
-        return (await self._writer.execute(statement, params)).rows
-
-    async def _read(self, statement: Statement, params: Sequence[Param] = ()) -> list[Row]:
-        if self._pool is None:
-            raise _closed()
-        return (await self._pool.execute(statement, params)).rows
-
     # ---------------------------------------------------------------- producing
 
     async def enqueue(self, tasks: Sequence[Task]) -> list[Enqueued]:
         check_new_tasks(tasks)
         if not tasks:
-            await trio.lowlevel.checkpoint()
+            await self._nothing_to_do()
             return []
+        rows = await self._enqueue_rows(
+            self._sql.enqueue, [*enqueue_params(tasks), self._payload("w")], tasks
+        )
+        answers = [Enqueued(task_id, created) for task_id, created in rows]
+        if any(answer.created for answer in answers):
+            self._notify_changes(ENQUEUE_CHANGES)
+        return answers
+
+    def enqueue_statement(self, tasks: Sequence[Task]) -> EnqueueStatement:
+        """The statement that enqueues ``tasks`` inside a transaction the caller holds
+        (``enqueue(..., connection=conn)``), for its psycopg connection.
+
+        It does what :meth:`enqueue` does (all or none, ``DuplicateTaskError`` as a
+        unique violation, unique keys), returning one row ``(task_id, created)`` per
+        task; the tasks exist, and idle workers everywhere are woken (NOTIFY), when
+        the caller commits. No I/O; callable from any thread.
+        """
+        check_new_tasks(tasks)
+        params = [*enqueue_params(tasks), self._payload("w", mine=False)]
+        return EnqueueStatement(psycopg_sql(self._sql.enqueue.sql.decode()), params)
+
+    async def fire_schedule(self, name: str, *, slot: float, task: Task) -> Enqueued | None:
+        check_new_tasks([task])
+        params = [name, slot, *enqueue_params([task]), self._payload("w")]
+        rows = await self._enqueue_rows(self._sql.fire_schedule, params, [task])
+        if not rows:
+            return None
+        ((task_id, created),) = rows
+        if created:
+            self._notify_changes(ENQUEUE_CHANGES)
+        return Enqueued(task_id, created)
+
+    async def _enqueue_rows(
+        self, statement: Statement, params: Sequence[Param], tasks: Sequence[Task]
+    ) -> list[Row]:
+        keys = sorted({task.unique_key for task in tasks if task.unique_key is not None})
         try:
-            await self._change(self._sql.enqueue, enqueue_params(tasks))
+            return await self._change(statement, params, locks=keys)
         except QueryError as exc:
             if exc.sqlstate != _UNIQUE_VIOLATION:
                 raise
             match = _DUPLICATE_KEY.search(exc.detail or "")
             raise DuplicateTaskError(match.group(1) if match else tasks[0].id) from None
-        self._notify(Change.WORK)
-        return [Enqueued(task.id, True) for task in tasks]
 
     async def cancel(self, task_id: str, *, at: float) -> bool:
-        if await self._change(self._sql.cancel, [task_id, at]):
-            self._notify(Change.FINISHED)
+        rows = await self._change(self._sql.cancel, [task_id, at])
+        if rows:
+            ((old_status, _),) = rows
+            self._notify_changes(cancel_changes(was_running=old_status == TaskStatus.RUNNING))
             return True
         await self._task_state(task_id)  # raises TaskNotFoundError
         return False  # it had finished already
 
     async def retry(self, task_id: str, *, at: float) -> None:
-        if not await self._change(self._sql.retry, [task_id, at]):
+        for _ in range(_RETRY_ATTEMPTS):
+            try:
+                if await self._change(self._sql.retry, [task_id, at]):
+                    self._notify_changes(WORK_CHANGES)
+                    return
+            except QueryError as exc:
+                if exc.sqlstate != _UNIQUE_VIOLATION:  # a holder became live meanwhile
+                    raise
             status, _ = await self._task_state(task_id)
-            raise InvalidTransitionError(task_id, TaskStatus(status), TaskStatus.PENDING)
-        self._notify(Change.WORK)
+            if status != TaskStatus.FAILED:
+                raise InvalidTransitionError(task_id, TaskStatus(status), TaskStatus.PENDING)
+            holders = await self._read(self._sql.unique_holder, [task_id])
+            if holders:
+                ((key, holder),) = holders
+                raise UniqueConflictError(task_id, key, holder)
+            # its holder finished between the two looks: try again
+        raise StoreError(f"task {task_id} could not be retried: its unique key keeps changing")
 
     # ----------------------------------------------------------------- working
 
@@ -235,13 +214,16 @@ class PostgresStore(Store):
         lease_until: float,
         queues: Mapping[str, int] | None = None,
     ) -> list[Task]:
-        if queues is not None:
-            raise _not_yet("claiming from named queues")
         if self._unsettled_claims:
             await self._settle_claims()
+        names = budgets = None
+        if queues is not None:
+            names = array_literal(list(queues))
+            budgets = array_literal([min(max(b, 0), _MAX_LIMIT) for b in queues.values()])
         try:
             rows = await self._change(
-                self._sql.claim, [now, min(limit, _MAX_LIMIT), worker_id, lease_until]
+                self._sql.claim,
+                [now, min(limit, _MAX_LIMIT), worker_id, lease_until, names, budgets],
             )
         except ConnectionLostError:
             # The claim may have committed with its reply lost: the tasks it
@@ -265,23 +247,20 @@ class PostgresStore(Store):
                     len(rows),
                     worker_id,
                 )
-                self._notify(Change.WORK)
+                self._notify_changes(WORK_CHANGES)
             self._unsettled_claims.pop(0)
 
     async def record(self, outcomes: Sequence[Outcome]) -> list[Exception | None]:
         """Record outcomes in one statement; see :meth:`Store.record`."""
         errors: list[Exception | None] = list(duplicate_outcomes(outcomes))
         if not outcomes:
-            await trio.lowlevel.checkpoint()
+            await self._nothing_to_do()
             return errors
         sent = [i for i in range(len(outcomes)) if errors[i] is None]
         params = record_params([outcomes[i] for i in sent])
         recorded = {sent[ord_ - 1] for (ord_,) in await self._change(self._sql.record, params)}
-        done = [outcomes[i] for i in recorded]
-        if any(o.kind is not OutcomeKind.RETRY for o in done):
-            self._notify(Change.FINISHED)
-        if any(o.kind in (OutcomeKind.RETRY, OutcomeKind.NEXT_RUN) for o in done):
-            self._notify(Change.WORK)
+        for i in recorded:
+            self._notify_changes(outcome_changes(outcomes[i]))
         if refused := [i for i in sent if i not in recorded]:
             # say why, without letting a cancellation hide that the rest was recorded
             with trio.CancelScope(shield=True):
@@ -302,11 +281,11 @@ class PostgresStore(Store):
     async def release(self, task_ids: Sequence[str], *, worker_id: str) -> list[str]:
         ids = list(dict.fromkeys(task_ids))
         if not ids:
-            await trio.lowlevel.checkpoint()
+            await self._nothing_to_do()
             return []
         rows = await self._change(self._sql.release, [array_literal(ids), worker_id])
         if rows:
-            self._notify(Change.WORK)
+            self._notify_changes(WORK_CHANGES)
         return [row[0] for row in rows]
 
     async def renew(self, worker_id: str, *, lease_until: float) -> frozenset[str]:
@@ -314,33 +293,97 @@ class PostgresStore(Store):
         return frozenset(row[0] for row in await self._read(self._sql.held, [worker_id]))
 
     async def reclaim_expired(self, *, now: float) -> Reclaimed:
-        rows = await self._change(self._sql.reclaim_expired, [now])
-        if rows:
-            self._notify(Change.WORK)
-        return Reclaimed(tuple(row[0] for row in rows))
+        expired = [task_from_row(row) for row in await self._read(self._sql.expired, [now])]
+        if not expired:
+            return Reclaimed()
+        errors = [error_json(worker_lost_error(task, now=now)) for task in expired]
+        params: list[Param] = [
+            array_literal([task.id for task in expired]),
+            array_literal([task.worker_id for task in expired]),
+            array_literal([task.lost_runs for task in expired]),
+            array_literal(errors),
+            now,
+        ]
+        rows = await self._change(self._sql.reclaim, params)
+        requeued = tuple(task_id for task_id, failed in rows if not failed)
+        failed = tuple(task_id for task_id, failed in rows if failed)
+        self._notify_changes(reclaim_changes(requeued=bool(requeued), failed=bool(failed)))
+        return Reclaimed(requeued, failed)
 
     async def purge(
         self, *, finished_before: float, failed_before: float, limit: int | None = None
     ) -> int:
-        """Forget finished tasks, in batches of :data:`PURGE_BATCH`.
+        """Forget finished tasks, in batches of :data:`PURGE_BATCH`, then fold the
+        count changes appended since the last purge (see ``task_counts``).
 
         Each batch is its own transaction; cancelled between batches, it
         raises having forgotten whole batches, as a purge with a lower
         ``limit`` would have.
         """
-        if self._pool is None:
-            raise _closed()
+        pool = self._open_pool()
         purged = 0
         while limit is None or purged < limit:
             batch = PURGE_BATCH if limit is None else min(PURGE_BATCH, limit - purged)
             # not through the group commit: a long delete would hold up the changes behind it
-            # until the store knows failed_ttl: nothing younger than either horizon goes
-            before = min(finished_before, failed_before)
-            count = (await self._pool.execute(self._sql.purge, [before, batch])).count
+            params = [finished_before, failed_before, batch]
+            count = (await pool.execute(self._sql.purge, params)).count
             purged += count
             if count < batch:
                 break
+        await self._fold_counts()
         return purged
+
+    async def _fold_counts(self) -> None:
+        await self._open_pool().run([(self._sql.fold_counts, []), (self._sql.drop_zero_counts, [])])
+
+    async def set_progress(self, task_id: str, *, worker_id: str, progress: Progress) -> None:
+        params = [task_id, worker_id, progress_json(progress)]
+        if not await self._change(self._sql.set_progress, params):
+            status, holder = await self._task_state(task_id)  # raises TaskNotFoundError
+            raise lease_lost(task_id, worker_id, status, holder)
+
+    # ------------------------------------------------------------ queues, schedules
+
+    async def pause_queue(self, name: str, *, paused: bool) -> None:
+        await self._admin(self._sql.pause_queue, [name, paused], name)
+        if not paused:
+            self._notify_changes(WORK_CHANGES)
+
+    async def set_queue_limit(self, name: str, limit: RateLimit | None) -> None:
+        if limit is None:
+            await self._admin(self._sql.clear_queue_limit, [name], name)
+        else:
+            await self._admin(self._sql.set_queue_limit, [name, limit.max_starts, limit.per], name)
+        self._notify_changes(WORK_CHANGES)
+
+    async def _admin(self, statement: Statement, params: Sequence[Param], queue: str) -> None:
+        """A change to a queue's controls, then its row dropped if it controls nothing:
+        one transaction of its own (operators' changes are rare)."""
+        await self._open_pool().run([(statement, params), (self._sql.drop_idle_queue, [queue])])
+
+    async def list_queues(self) -> list[QueueInfo]:
+        counts, controls = await self._open_pool().run(
+            [(self._sql.counts, []), (self._sql.queue_controls, [])]
+        )
+        return queue_infos(counts.rows, controls.rows)
+
+    async def register_schedules(self, schedules: Sequence[ScheduleInfo]) -> None:
+        if not schedules:
+            await self._nothing_to_do()
+            return
+        await self._change(self._sql.register_schedules, schedule_params(schedules))
+
+    async def list_schedules(self) -> list[ScheduleInfo]:
+        return [schedule_from_row(row) for row in await self._read(self._sql.list_schedules)]
+
+    async def register_worker(self, info: WorkerInfo) -> None:
+        await self._change(self._sql.register_worker, worker_params(info))
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        await self._change(self._sql.unregister_worker, [worker_id])
+
+    async def list_workers(self, *, now: float) -> list[WorkerInfo]:
+        return [worker_from_row(row) for row in await self._read(self._sql.list_workers, [now])]
 
     # ---------------------------------------------------------------- reading
 
@@ -372,112 +415,48 @@ class PostgresStore(Store):
         cursor: str | None = None,
         newest_first: bool = False,
     ) -> TaskPage:
-        if isinstance(status, frozenset):
-            (status,) = status if len(status) == 1 else (None,)
-        if (queue, func, id_prefix, cursor) != (None,) * 4 or newest_first:
-            raise _not_yet("filtered or paginated listings")
-        if status is None:
-            rows = await self._read(self._sql.list_all, [limit])
-        else:
-            rows = await self._read(self._sql.list_status, [status.value, limit])
-        return TaskPage([task_from_row(row) for row in rows])
+        runs = listing(
+            status=status,
+            queue=queue,
+            func=func,
+            id_prefix=id_prefix,
+            limit=limit,
+            cursor=cursor,
+            newest_first=newest_first,
+        )
+        if not runs:
+            await self._nothing_to_do()
+            return TaskPage([])
+        statement = self._sql.list_newest if newest_first else self._sql.list
+        replies = await self._open_pool().run(
+            [
+                (self._sql.custom_plans, []),
+                *((statement, params) for params in runs),
+                (self._sql.generic_plans, []),
+            ]
+        )
+        rows, next_cursor = merge_pages(
+            (reply.rows for reply in replies[1:-1]),
+            limit=limit,
+            cursor=cursor,
+            newest_first=newest_first,
+        )
+        return TaskPage([task_from_row(row) for row in rows], next_cursor)
 
     async def stats(self, *, now: float) -> StoreStats:
-        counts = dict.fromkeys(TaskStatus, 0)
-        for status, count, _ in await self._read(self._sql.stats):
-            counts[TaskStatus(status)] = count
-        return StoreStats(counts)
+        with contextlib.suppress(QueryError):  # a role that may not fold reads the changes
+            await self._fold_counts()
+        counts, etas = await self._open_pool().run(
+            [(self._sql.counts, []), (self._sql.queue_etas, [None])]
+        )
+        totals, queues = count_maps(counts.rows)
+        earliest = min((eta for _, eta, *_ in etas.rows), default=None)
+        due = earliest if earliest is not None and earliest <= now else None
+        return StoreStats(totals, queues, due)
 
     async def next_due(self, *, now: float, queues: Collection[str] | None = None) -> float | None:
-        if queues is not None:
-            raise _not_yet("named queues")
-        ((eta,),) = await self._read(self._sql.next_due)
-        return eta  # type: ignore[no-any-return]
-
-    # ------------------------------------------------- not yet on PostgreSQL
-
-    async def set_progress(self, task_id: str, *, worker_id: str, progress: Progress) -> None:
-        raise _not_yet("progress")
-
-    async def pause_queue(self, name: str, *, paused: bool) -> None:
-        raise _not_yet("pausing queues")
-
-    async def set_queue_limit(self, name: str, limit: RateLimit | None) -> None:
-        raise _not_yet("queue rate limits")
-
-    async def list_queues(self) -> list[QueueInfo]:
-        raise _not_yet("listing queues")
-
-    async def fire_schedule(self, name: str, *, slot: float, task: Task) -> Enqueued | None:
-        raise _not_yet("schedules")
-
-    async def register_schedules(self, schedules: Sequence[ScheduleInfo]) -> None:
-        raise _not_yet("schedules")
-
-    async def list_schedules(self) -> list[ScheduleInfo]:
-        raise _not_yet("schedules")
-
-    async def register_worker(self, info: WorkerInfo) -> None:
-        raise _not_yet("the worker registry")
-
-    async def unregister_worker(self, worker_id: str) -> None:
-        raise _not_yet("the worker registry")
-
-    async def list_workers(self, *, now: float) -> list[WorkerInfo]:
-        raise _not_yet("the worker registry")
-
-    # ---------------------------------------------------------- notifications
-
-    def change_version(self, change: Change) -> int:
-        # catch up with what other processes announced, so that a change made
-        # before this read is not waited for afterwards
-        if self._listener is not None:
-            self._listener.drain()
-        return super().change_version(change)
-
-    async def wait_for_change(self, change: Change, seen: int, deadline: float) -> None:
-        """Like :meth:`Store.wait_for_change`, also woken by other processes' changes
-        (LISTEN/NOTIFY). Never raises for a connection problem: it waits until
-        ``deadline`` instead, and listens again later."""
-        listener = self._listener
-        if listener is None or self.change_version(change) != seen:
-            await super().wait_for_change(change, seen, deadline)
-            return
-        with trio.move_on_at(deadline):
-            if change is Change.FINISHED and self._awaiting:
-                await self._mark_awaited()
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(listener.pump)
-                await super().wait_for_change(change, seen, deadline)
-                nursery.cancel_scope.cancel()
-
-    async def _task_state(self, task_id: str) -> tuple[str, str | None]:
-        """(status, worker_id) of a task; raises TaskNotFoundError."""
-        rows = await self._read(self._sql.task_state, [task_id])
-        if not rows:
-            raise TaskNotFoundError(task_id)
-        status, holder = rows[0]
-        return status, holder
-
-    async def _mark_awaited(self) -> None:
-        """Have the tasks whose results are about to be waited for announce their finish."""
-        ids, self._awaiting = list(self._awaiting), {}
-        try:
-            finished = await self._change(self._sql.await_results, [array_literal(ids)])
-        except StoreError as exc:
-            logger.debug("could not mark results as awaited (%s); polling for them", exc)
-            return
-        if finished:  # finished before they were marked: no notification will come
-            self._notify(Change.FINISHED)
-
-    def _on_remote_change(self, letter: str) -> None:
-        change = _CHANGES.get(letter)
-        if change is not None:
-            self._notify(change)
-
-
-def _closed() -> StoreClosedError:
-    return StoreClosedError("the PostgreSQL store is closed; open it (async with store:) first")
+        names = None if queues is None else array_literal(list(queues))
+        return earliest_due(await self._read(self._sql.queue_etas, [names]), queues)
 
 
 def _claim_order(claimed: tuple[Task, int]) -> tuple[int, float, int]:

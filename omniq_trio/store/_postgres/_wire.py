@@ -67,6 +67,31 @@ def _text(data: bytes) -> str:
     return data.decode()
 
 
+def _array_of(element: Callable[[bytes], Any]) -> Callable[[bytes], list[Any]]:
+    """A decoder of one-dimensional arrays (binary form) of ``element``."""
+
+    def decode(data: bytes) -> list[Any]:
+        ndim = _INT4(data[:4])[0]
+        if ndim == 0:
+            return []
+        if ndim != 1:
+            raise StoreError(f"a {ndim}-dimensional array came back; expected one dimension")
+        (size,) = _INT4(data[12:16])
+        items: list[Any] = []
+        at = 20
+        for _ in range(size):
+            (length,) = _INT4(data[at : at + 4])
+            at += 4
+            if length < 0:
+                items.append(None)
+            else:
+                items.append(element(data[at : at + length]))
+                at += length
+        return items
+
+    return decode
+
+
 #: Binary decoders by type OID, for the types omniq_trio's statements return.
 _DECODERS: Final[dict[int, Callable[[bytes], Any]]] = {
     16: lambda data: data == b"\x01",  # bool
@@ -78,6 +103,8 @@ _DECODERS: Final[dict[int, Callable[[bytes], Any]]] = {
     701: lambda data: _DOUBLE(data)[0],  # float8
     1043: _text,  # varchar
     2278: lambda data: None,  # void (pg_notify)
+    1009: _array_of(_text),  # text[]
+    1022: _array_of(lambda data: _DOUBLE(data)[0]),  # float8[]
 }
 
 

@@ -13,6 +13,12 @@ deadlock PostgreSQL broke), it rolled back whole, and each statement runs
 again alone, so one caller's error is never another's. A lost connection
 fails them all with :class:`ConnectionLostError`: their outcome is unknown.
 
+Enqueues that name unique keys take a transaction-level lock per key. A
+shared transaction takes every key lock its statements need first, in one
+statement (``lock_statement``), in the order every transaction takes them,
+while it holds no other lock: two transactions never wait for each other's
+keys.
+
 Cancellation: a queued statement is withdrawn if its caller is cancelled
 before it is sent; once sent, its caller waits for the reply, shielded.
 """
@@ -27,7 +33,16 @@ import trio
 
 from ...errors import StoreError
 from ._pool import ConnectionPool
-from ._wire import ConnectionLostError, Param, PgConnection, QueryError, Reply, Statement
+from ._wire import (
+    Call,
+    ConnectionLostError,
+    Param,
+    PgConnection,
+    QueryError,
+    Reply,
+    Statement,
+    array_literal,
+)
 
 __all__ = ["GroupCommit"]
 
@@ -45,6 +60,8 @@ MAX_IN_FLIGHT: Final = 1
 class _Request:
     statement: Statement
     params: Sequence[Param]
+    #: unique keys whose locks the statement takes
+    locks: Sequence[str]
     #: the caller's wait, shielded once the request is sent
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     sent: bool = False
@@ -59,14 +76,19 @@ class GroupCommit:
     """Runs statements through ``pool``, those queued together in one transaction."""
 
     _pool: ConnectionPool
+    #: takes the locks of the unique keys in its one parameter (a text array)
+    _lock_statement: Statement
     _queue: list[_Request] = attrs.field(factory=list)
     _in_flight: int = 0
     #: set (and replaced) whenever a round trip ends
     _ended: trio.Event = attrs.field(factory=trio.Event)
 
-    async def execute(self, statement: Statement, params: Sequence[Param] = ()) -> Reply:
-        """Run ``statement``, in a transaction shared with statements queued alongside."""
-        request = _Request(statement, params)
+    async def execute(
+        self, statement: Statement, params: Sequence[Param] = (), *, locks: Sequence[str] = ()
+    ) -> Reply:
+        """Run ``statement``, in a transaction shared with statements queued alongside;
+        ``locks``: the unique keys it locks."""
+        request = _Request(statement, params, locks)
         self._queue.append(request)
         try:
             with request.scope:
@@ -113,12 +135,18 @@ class GroupCommit:
                     request.error = StoreError("the round trip failed; see the log")
                 request.done.set()
 
-    @staticmethod
-    async def _run(conn: PgConnection, batch: list[_Request]) -> bool:
+    async def _run(self, conn: PgConnection, batch: list[_Request]) -> bool:
         """Run ``batch`` in one transaction; False if it must be run again one by one."""
+        calls: list[Call] = [(r.statement, r.params) for r in batch]
+        locks = sorted({key for r in batch for key in r.locks})
+        prelude = len(batch) > 1 and bool(locks)
+        if prelude:
+            calls.insert(0, (self._lock_statement, [array_literal(locks)]))
         try:
             with trio.CancelScope(shield=True):
-                replies = await conn.run([(r.statement, r.params) for r in batch])
+                replies = await conn.run(calls)
+                if prelude:
+                    del replies[0]
         except QueryError as exc:
             if len(batch) > 1:
                 return False
