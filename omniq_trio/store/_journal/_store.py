@@ -109,7 +109,12 @@ _CAPABILITIES: Final = StoreCapabilities(shared=True, wakes_other_processes=True
 
 @final
 class JournalStore(Durability, IndexedStore):
-    """Tasks in an append-only journal in ``base_dir``, shared safely between processes."""
+    """Tasks in an append-only journal in ``base_dir``, shared safely between processes.
+
+    ``fsync``, ``fsync_interval``, ``compact_threshold`` and ``compact_min_records``
+    are the settings of those names; ``checkpoint_records``: events after the newest
+    checkpoint past which a commit starts writing a new one.
+    """
 
     def __init__(
         self,
