@@ -47,6 +47,7 @@ from .errors import TaskTooLargeError as TaskTooLargeError
 from .errors import TransactionalEnqueueError as TransactionalEnqueueError
 from .errors import UniqueConflictError as UniqueConflictError
 from .errors import UnregisteredTaskError as UnregisteredTaskError
+from .errors import UnsupportedPlatformError as UnsupportedPlatformError
 from .errors import WorkerLostError as WorkerLostError
 from .models import Enqueued as Enqueued
 from .models import Progress as Progress
@@ -108,6 +109,7 @@ __all__ = [
     "TransactionalEnqueueError",
     "UniqueConflictError",
     "UnregisteredTaskError",
+    "UnsupportedPlatformError",
     "WorkerInfo",
     "WorkerLostError",
     "WorkerPool",

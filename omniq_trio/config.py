@@ -139,6 +139,12 @@ class Settings:
     #: How long a claim stays valid without renewal; renewed every third of it.
     lease_duration: float = attrs.field(default=30.0, validator=_positive)
 
+    #: How long a worker's store may stay unavailable (failing writes, a lost
+    #: connection) before the worker stops: ``run()`` raises
+    #: ``StoreUnavailableError`` and ``omniq-trio worker`` exits with status 75,
+    #: so that a supervisor restarts it. Shorter failures are waited out.
+    store_failure_timeout: float = attrs.field(default=300.0, validator=_positive)
+
     #: Retries for tasks enqueued without ``max_retries``.
     default_max_retries: int = attrs.field(default=0, validator=_int_at_least(0))
     #: Execution timeout for tasks enqueued without ``timeout`` (``None``: no limit).
@@ -152,8 +158,8 @@ class Settings:
     retry_jitter: float = attrs.field(default=0.1, validator=_fraction)
 
     #: How long finished tasks and their results are kept. The file journal
-    #: keeps them in memory (about 1 KB each), so at 100 tasks/s an hour costs
-    #: ~360 MB: raise it with care.
+    #: keeps an index entry for each (about 300 bytes; the results stay on
+    #: disk), so at 100 tasks/s an hour costs ~110 MB per process.
     result_ttl: float = attrs.field(default=3_600.0, validator=_positive)
     #: How long FAILED tasks are kept (the evidence of a failure should outlive
     #: the successes around it): 7 days.

@@ -31,6 +31,7 @@ __all__ = [
     "TransactionalEnqueueError",
     "UniqueConflictError",
     "UnregisteredTaskError",
+    "UnsupportedPlatformError",
     "WorkerLostError",
 ]
 
@@ -143,11 +144,16 @@ class StoreUnavailableError(StoreError):
 
 
 class StoreClosedError(StoreError):
-    """The store was closed, or failed and must be reopened."""
+    """The store was closed (or not opened yet)."""
 
 
 class JournalError(StoreError):
     """The file journal cannot be used as it is on disk."""
+
+
+class UnsupportedPlatformError(JournalError):
+    """The file journal cannot run on this platform (it needs POSIX file locks, which
+    Windows lacks); use the memory store or PostgreSQL there."""
 
 
 class JournalCorruptError(JournalError):

@@ -22,7 +22,7 @@ from .._call import Call
 from .._client import AsyncOmniQ
 from .._clock import DEFAULT_CLOCK
 from .._functions import func_path
-from .._serve import serve
+from .._serve import run_worker
 from ..config import Settings
 from ..models import TaskStatus
 from ..store import JournalStore, journal_exists, repair_journal
@@ -113,7 +113,7 @@ def _json_arg(text: str | None, name: str, kind: type[Any], example: str) -> Any
 
 def worker(args: argparse.Namespace, settings: Settings) -> int:
     _import_from_cwd()  # the pool imports settings.imports (TaskModuleImportError: exit 1)
-    trio.run(serve, settings)
+    trio.run(run_worker, settings)  # StoreUnavailableError: exit status 75 (main)
     return 0
 
 

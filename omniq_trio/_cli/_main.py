@@ -3,7 +3,8 @@
 Every store option also comes from its ``OMNIQ_*`` variable
 (:meth:`Settings.from_env`); a flag wins over the variable. Exit codes: 0 done,
 1 it could not be done (unknown task, no journal, store error), 2 the command
-line or the settings are wrong, 130 interrupted.
+line or the settings are wrong, 75 a worker stopped because its store stayed
+unavailable (EX_TEMPFAIL: restart it), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from collections.abc import Iterator, Sequence
 from typing import Final
 
 from .. import __version__
+from .._serve import EX_TEMPFAIL
 from ..config import Settings
 from ..errors import (
     ConfigError,
     FunctionImportError,
     OmniQError,
     SerializationError,
+    StoreUnavailableError,
     TaskOptionError,
 )
 from ._commands import CliError
@@ -34,6 +37,7 @@ __all__ = ["main", "parser", "settings"]
 #: exception is a bug and keeps its traceback.
 EXIT_CODES: Final[tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], int], ...]] = (
     ((ConfigError, TaskOptionError, SerializationError, FunctionImportError), 2),
+    (StoreUnavailableError, EX_TEMPFAIL),
     ((OmniQError, OSError), 1),
 )
 

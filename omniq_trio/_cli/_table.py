@@ -29,7 +29,8 @@ examples:
 
 Options have OMNIQ_* twins (OMNIQ_BASE_DIR, OMNIQ_DSN, OMNIQ_CONCURRENCY, ...);
 a flag wins over its variable. Exit codes: 0 done, 1 failed (unknown task, no
-journal, store error), 2 bad command line or settings, 130 interrupted.
+journal, store error), 2 bad command line or settings, 75 worker stopped: its
+store stayed unavailable (restart it), 130 interrupted.
 """
 
 #: Option groups every command takes.

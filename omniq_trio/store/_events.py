@@ -8,9 +8,11 @@ is its :class:`~omniq_trio.store.Outcome`, which is an event as it is.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import attrs
 
-from ..models import Progress, RateLimit, ScheduleInfo, Task, TaskResult, WorkerInfo
+from ..models import Progress, RateLimit, ScheduleInfo, Task, TaskError, TaskResult, WorkerInfo
 from ._base import Outcome
 
 __all__ = [
@@ -39,6 +41,12 @@ class Put:
 
     task: Task
     result: TaskResult | None = None
+    #: Its place in enqueue order, which listing cursors point at (a compacted snapshot
+    #: keeps it; ``None``: after every task before it).
+    order: int | None = None
+    #: A claimable task's place among the claimable ones, for the FIFO order of claims
+    #: (a compacted snapshot keeps it; ``None``: after every one queued before it).
+    queued: int | None = None
 
 
 @attrs.frozen
@@ -69,10 +77,13 @@ class Released:
 @attrs.frozen
 class Expired:
     """Running tasks whose lease ended at ``at``: each counts a lost run, and goes back
-    to PENDING or, past its ``max_lost_runs``, to FAILED."""
+    to PENDING or, past its ``max_lost_runs``, to FAILED with the error in ``failed``."""
 
     ids: tuple[str, ...]
     at: float
+    #: The tasks that end FAILED, with their ``WorkerLostError`` error. ``None`` in
+    #: records written before it was stored (the replay works it out).
+    failed: Mapping[str, TaskError] | None = None
 
 
 @attrs.frozen

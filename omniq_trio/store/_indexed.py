@@ -135,7 +135,7 @@ class IndexedStore(Store):
             )
             if event is None:
                 return [], list
-            return [event], lambda: [index.tasks[task_id] for task_id in event.ids]
+            return [event], lambda: [index.get(task_id) for task_id in event.ids]
 
         return await self._commit(plan)
 
@@ -180,7 +180,7 @@ class IndexedStore(Store):
                 failed = tuple(
                     task_id
                     for task_id in event.ids
-                    if index.tasks[task_id].status is TaskStatus.FAILED
+                    if index.cols.status_of(index.slot(task_id)) is TaskStatus.FAILED
                 )
                 requeued = tuple(task_id for task_id in event.ids if task_id not in failed)
                 return Reclaimed(requeued, failed)
@@ -249,8 +249,7 @@ class IndexedStore(Store):
 
     async def get_result(self, task_id: str) -> TaskResult | None:
         def query(index: TaskIndex) -> TaskResult | None:
-            index.get(task_id)  # raises TaskNotFoundError
-            return index.results.get(task_id)
+            return index.result(index.slot(task_id))  # slot: TaskNotFoundError
 
         return await self._read(query)
 

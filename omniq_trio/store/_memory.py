@@ -18,6 +18,8 @@ from ._indexed import IndexedStore, Plan
 __all__ = ["MemoryStore"]
 
 R = TypeVar("R")
+#: Slots of purged tasks kept before the index is rebuilt without them.
+_REBUILD_AT = 10_000
 #: Everything that changes it happens in this process.
 _CAPABILITIES = StoreCapabilities(shared=False)
 
@@ -50,10 +52,16 @@ class MemoryStore(IndexedStore):
         # everything after it runs without yielding, so the change is atomic.
         await trio.lowlevel.checkpoint()
         self._check_open()
-        events, answer = plan(self._index)
-        self._index.apply_all(events)
+        index = self._index
+        events, answer = plan(index)
+        index.apply_all(events)
         self._applied(events)
-        return answer()
+        result = answer()
+        if index.dead > max(_REBUILD_AT, index.live):
+            # purged tasks leave their slots behind: start over from the live ones
+            self._index = TaskIndex()
+            self._index.apply_all(index.snapshot())
+        return result
 
     async def _read(self, query: Callable[[TaskIndex], R]) -> R:
         await trio.lowlevel.checkpoint()

@@ -17,6 +17,7 @@ from ..errors import (
     DuplicateTaskError,
     InvalidTransitionError,
     LeaseLostError,
+    TaskOptionError,
     WorkerLostError,
 )
 from ..models import (
@@ -49,6 +50,8 @@ ENQUEUE_CHANGES: Final = frozenset({Change.WORK})
 #: What a release, a manual retry, a resumed queue or a changed rate limit wakes.
 WORK_CHANGES: Final = frozenset({Change.WORK})
 
+_MAX_PRIORITY: Final = (1 << 63) - 1
+_MIN_PRIORITY: Final = -(1 << 63)
 _WORKER_LOST: Final = f"{WorkerLostError.__module__}.{WorkerLostError.__qualname__}"
 
 
@@ -59,7 +62,8 @@ def check_transition(task_id: str, old: TaskStatus, new: TaskStatus) -> None:
 
 
 def check_new_tasks(tasks: Sequence[Task]) -> None:
-    """A batch to enqueue: every task PENDING, no id twice (``DuplicateTaskError``)."""
+    """A batch to enqueue: every task PENDING, no id twice (``DuplicateTaskError``), a
+    priority that fits in a signed 64-bit integer (``TaskOptionError``)."""
     seen: set[str] = set()
     for task in tasks:
         if task.id in seen:
@@ -67,6 +71,11 @@ def check_new_tasks(tasks: Sequence[Task]) -> None:
         seen.add(task.id)
         if task.status is not TaskStatus.PENDING:
             raise InvalidTransitionError(task.id, task.status, TaskStatus.PENDING)
+        if not _MIN_PRIORITY <= task.priority <= _MAX_PRIORITY:
+            raise TaskOptionError(
+                f"task {task.id}: priority {task.priority} is out of range "
+                f"({_MIN_PRIORITY} to {_MAX_PRIORITY})"
+            )
 
 
 def unique_firsts(tasks: Sequence[Task]) -> list[int | None]:

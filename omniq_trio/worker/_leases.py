@@ -13,6 +13,7 @@ from .._hook_delivery import HookDelivery
 from ..logging import log_task_released, worker_logger
 from ..models import WorkerInfo
 from ..store import Store
+from ._health import StoreHealth
 from ._observe import report_lost
 
 __all__ = ["Heartbeat", "lease_keeper"]
@@ -28,6 +29,7 @@ async def lease_keeper(
     clock: Clock,
     heartbeat: Heartbeat | None = None,
     hooks: HookDelivery | None = None,
+    health: StoreHealth | None = None,
 ) -> None:
     """Every third of ``lease_duration``: renew, heartbeat, reclaim, purge. Runs until
     cancelled.
@@ -59,8 +61,13 @@ async def lease_keeper(
             await store.purge(
                 finished_before=now - result_ttl, failed_before=now - failed_ttl, limit=10_000
             )
-        except Exception:
+        except Exception as exc:
             worker_logger.exception("lease upkeep failed; retrying in %.1fs", lease_duration / 3)
+            if health is not None:
+                health.failed(exc)
+        else:
+            if health is not None:
+                health.ok()
 
 
 @final

@@ -22,6 +22,7 @@ from ..models import Task
 from ..store import Change, Store
 from ._credits import Credits
 from ._executor import cleanup_scope
+from ._health import StoreHealth
 
 __all__ = ["poller"]
 
@@ -38,6 +39,7 @@ async def poller(
     poll_interval: float,
     lease_duration: float,
     clock: Clock,
+    health: StoreHealth | None = None,
 ) -> None:
     """Claim and hand out tasks until cancelled; closes ``task_send`` on the way out."""
     error_backoff = 0.0
@@ -57,8 +59,10 @@ async def poller(
                     queues=budget.queues,
                 )
                 due = None if tasks else await store.next_due(now=clock.now(), queues=budget.queues)
-            except Exception:
+            except Exception as exc:
                 credits.give_back(held)
+                if health is not None:
+                    health.failed(exc)
                 error_backoff = min(MAX_ERROR_BACKOFF, max(poll_interval, 2 * error_backoff))
                 worker_logger.exception(
                     "claiming tasks failed; trying again in %.1fs", error_backoff
@@ -66,6 +70,8 @@ async def poller(
                 await trio.sleep(error_backoff)
                 continue
             error_backoff = 0.0
+            if health is not None:
+                health.ok()
             credits.started(tasks)
             credits.give_back(held - len(tasks))
             if tasks:

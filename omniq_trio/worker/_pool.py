@@ -42,13 +42,14 @@ from .._registry import import_task_modules
 from .._schedule import Schedule, schedules_in
 from .._tracing import Tracing
 from ..config import Settings
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreUnavailableError
 from ..hooks import Hook
 from ..logging import log_worker_started, log_worker_stopped, worker_logger
 from ..models import Task, WorkerInfo
 from ..store import Store
 from ._credits import Credits
 from ._executor import CLEANUP_TIMEOUT, Finished, TaskRunner, cleanup_scope, executor
+from ._health import StoreHealth
 from ._leases import Heartbeat, lease_keeper
 from ._poller import poller
 from ._recorder import OUTCOME_BUFFER, recorder
@@ -108,6 +109,8 @@ class WorkerPool:
     _started_wall: float = 0.0
     _uptime: float | None = None
     _delivery: HookDelivery = attrs.field(factory=HookDelivery)
+    #: why the pool gave up on its store, if it did
+    _unavailable: StoreUnavailableError | None = None
 
     @property
     def concurrency(self) -> int:
@@ -221,7 +224,9 @@ class WorkerPool:
 
         Imports ``Settings.imports`` first (their functions are the tasks it runs,
         with those registered in this process); raises ``TaskModuleImportError``
-        if one fails to import.
+        if one fails to import. Raises :class:`~omniq_trio.errors.StoreUnavailableError`
+        if the store keeps failing for ``Settings.store_failure_timeout`` (the pool
+        stops first, as ``stop(timeout=0)`` would).
         """
         if self._state != "new":
             raise RuntimeError("a WorkerPool runs once; get a new one from omniq.worker()")
@@ -246,6 +251,8 @@ class WorkerPool:
                 worker_id=self._worker_id,
             )
             await self._supervise(task_status)
+            if self._unavailable is not None:
+                raise self._unavailable
         finally:
             self._uptime = trio.current_time() - self._started_at
             self._state = "finished"
@@ -282,7 +289,9 @@ class WorkerPool:
             hooks=self._delivery,
             tracing=self._tracing,
         )
+        health = StoreHealth(settings.store_failure_timeout)
         async with trio.open_nursery() as supervisor:
+            supervisor.start_soon(health.watch, self._give_up)
             supervisor.start_soon(
                 functools.partial(
                     lease_keeper,
@@ -294,6 +303,7 @@ class WorkerPool:
                     clock=self._clock,
                     heartbeat=heartbeat,
                     hooks=self._delivery,
+                    health=health,
                 )
             )
             # set once the scheduler has dealt with the slots missed before the start
@@ -313,6 +323,7 @@ class WorkerPool:
                         counters=self._counters,
                         hooks=self._delivery,
                         clock=self._clock,
+                        health=health,
                     )
                 )
                 with self._executor_scope:
@@ -328,13 +339,17 @@ class WorkerPool:
                                     runner,
                                     credits,
                                 )
-                        crew.start_soon(self._run_poller, task_send, credits)
+                        crew.start_soon(self._run_poller, task_send, credits, health)
                         await schedules_ready.wait()
                         task_status.started(self)
                 # The executors are done and have closed their outcome channel
                 # ends; the recorder writes what is left, within a bounded time.
                 workers.cancel_scope.deadline = trio.current_time() + CLEANUP_TIMEOUT
             supervisor.cancel_scope.cancel()
+
+    def _give_up(self, error: StoreUnavailableError) -> None:
+        self._unavailable = error
+        self.stop_nowait(timeout=0)
 
     async def _run_scheduler(self, schedules: tuple[Schedule, ...], ready: trio.Event) -> None:
         try:
@@ -350,7 +365,9 @@ class WorkerPool:
         finally:
             ready.set()  # stopped before it was: the pool's start need not wait
 
-    async def _run_poller(self, task_send: trio.MemorySendChannel[Task], credits: Credits) -> None:
+    async def _run_poller(
+        self, task_send: trio.MemorySendChannel[Task], credits: Credits, health: StoreHealth
+    ) -> None:
         with self._poller_scope:
             await poller(
                 task_send,
@@ -360,6 +377,7 @@ class WorkerPool:
                 poll_interval=self.poll_interval,
                 lease_duration=self._settings.lease_duration,
                 clock=self._clock,
+                health=health,
             )
 
     def stop_nowait(self, timeout: float | None = None) -> None:

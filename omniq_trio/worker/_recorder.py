@@ -18,6 +18,7 @@ from ..logging import (
 )
 from ..store import OutcomeKind, Store
 from ._executor import Finished, cleanup_scope, task_error
+from ._health import StoreHealth
 from ._observe import run_ended, run_released
 from ._stats import Counters
 
@@ -43,6 +44,7 @@ async def recorder(
     counters: Counters,
     hooks: HookDelivery | None = None,
     clock: Clock | None = None,
+    health: StoreHealth | None = None,
 ) -> None:
     """Record outcomes until every executor has closed its end of the channel.
 
@@ -60,6 +62,7 @@ async def recorder(
         counters=counters,
         hooks=HookDelivery() if hooks is None else hooks,
         clock=DEFAULT_CLOCK if clock is None else clock,
+        health=health,
     )
     async with outcome_receive:
         batch: list[Finished] = []
@@ -94,18 +97,24 @@ async def _record(
     counters: Counters,
     hooks: HookDelivery,
     clock: Clock,
+    health: StoreHealth | None = None,
 ) -> None:
     try:
         errors = await store.record([finished.outcome for finished in batch])
-    except Exception:
+    except Exception as exc:
         # The store could not take them (I/O error, lost connection). Hand the
         # tasks back so they run again rather than sit RUNNING under our lease.
         worker_logger.exception("could not record %d outcome(s); releasing the tasks", len(batch))
-        released = set(await _release([f.task.id for f in batch], store=store, worker_id=worker_id))
+        if health is not None:
+            health.failed(exc)
+        task_ids = [f.task.id for f in batch]
+        released = set(await _release(task_ids, store=store, worker_id=worker_id, health=health))
         for f in batch:
             if f.task.id in released:
                 run_released(hooks, f.task, worker_id, clock.now(), f.duration)
         return
+    if health is not None:
+        health.ok()
     for finished, error in zip(batch, errors, strict=True):
         task, outcome = finished.task, finished.outcome
         if error is not None:
@@ -126,7 +135,9 @@ async def _record(
             log_task_failed(task, outcome.error)
 
 
-async def _release(task_ids: list[str], *, store: Store, worker_id: str) -> list[str]:
+async def _release(
+    task_ids: list[str], *, store: Store, worker_id: str, health: StoreHealth | None = None
+) -> list[str]:
     """Release ``task_ids``, trying until the store takes it; returns those released.
 
     Giving up would strand the tasks: the lease keeper goes on renewing every
@@ -139,12 +150,16 @@ async def _release(task_ids: list[str], *, store: Store, worker_id: str) -> list
         with cleanup_scope():
             try:
                 released = await store.release(task_ids, worker_id=worker_id)
-            except Exception:
+            except Exception as exc:
                 worker_logger.exception(
                     "could not release them either; trying again in %.1fs", wait
                 )
+                if health is not None:
+                    health.failed(exc)
             else:
                 log_task_released(released, "their outcome could not be recorded")
+                if health is not None:
+                    health.ok()
                 return released
         await trio.sleep(wait)
         wait = min(2 * wait, RELEASE_RETRY_MAX)

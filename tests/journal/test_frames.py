@@ -1,4 +1,5 @@
-"""Framing: batches survive whole or not at all; a torn tail is told apart from damage."""
+"""Framing: batches survive whole or not at all; a torn tail is told apart from damage;
+each event's ref finds its bytes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from omniq_trio.store._journal._frames import FRAME_HEADER, MAX_CHUNK, encode_batch, scan
+from omniq_trio.store._journal._frames import (
+    FRAME_HEADER,
+    MAX_CHUNK,
+    BatchBuilder,
+    encode_batch,
+    ref_place,
+    scan,
+)
 
 events = st.lists(
     st.dictionaries(
@@ -23,8 +31,8 @@ def encode(batch: list[dict[str, object]]) -> bytes:
     return encode_batch([orjson.dumps(event) for event in batch])
 
 
-def decoded(payloads: list[bytes]) -> list[object]:
-    return [event for payload in payloads for event in orjson.loads(payload)]
+def decoded(frames: list[tuple[int, bytes]]) -> list[object]:
+    return [orjson.loads(line) for _, payload in frames for line in payload.split(b"\n")]
 
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -105,3 +113,35 @@ def test_zeros_before_a_valid_frame(tolerate_holes: bool) -> None:
     found = scan(data, tolerate_holes=tolerate_holes)
     assert found.end == len(head)
     assert found.damaged is not tolerate_holes
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches, st.integers(0, 1000))
+def test_each_ref_finds_its_event(all_batches: list[list[dict[str, object]]], base: int) -> None:
+    data = b"\0" * base
+    refs = []
+    for batch in all_batches:
+        builder = BatchBuilder(len(data))
+        refs += [builder.add(orjson.dumps(event)) for event in batch]
+        data += builder.finish()
+    events = [event for batch in all_batches for event in batch]
+    for ref, event in zip(refs, events, strict=True):
+        offset, length = ref_place(ref)
+        assert orjson.loads(data[offset : offset + length]) == event
+    found = scan(data[base:], base)
+    assert [decoded(b) for b in found.batches] == all_batches
+
+
+def test_format_1_arrays_are_read() -> None:
+    """0.1 wrote each batch as a JSON array, ``+``-prefixed when more frames follow."""
+
+    def frame(payload: bytes) -> bytes:
+        import zlib
+
+        return FRAME_HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+    data = frame(b'+[{"a":1}]') + frame(b'[{"a":2},{"a":3}]') + frame(b'[{"a":4}]')
+    found = scan(data, version=1)
+    arrays = [[orjson.loads(payload) for _, payload in batch] for batch in found.batches]
+    assert arrays == [[[{"a": 1}], [{"a": 2}, {"a": 3}]], [[{"a": 4}]]]
+    assert found.end == len(data) and not found.torn

@@ -78,8 +78,11 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
     if request.param == "memory":
         yield memory_maker()
     elif request.param == "journal":
-        # compacting after a few records: every check also runs through snapshots
-        yield journal_maker(tmp_path, compact_min_records=8, compact_threshold=0.5)
+        # compacting and checkpointing after a few records: every check also runs
+        # through snapshots and checkpoints
+        yield journal_maker(
+            tmp_path, compact_min_records=8, compact_threshold=0.5, checkpoint_records=6
+        )
     elif request.param == "postgres":
         schemas: list[str] = []
         try:

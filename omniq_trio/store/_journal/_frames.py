@@ -1,9 +1,17 @@
 """Segment files as bytes: a header, then frames of ``length | crc32 | payload``.
 
 A committed batch of events is one frame, or, past ``MAX_CHUNK`` bytes, a run
-of frames whose payloads start with ``+`` ("more of this batch follows") and a
-last one that does not. A batch only counts when its last frame is read, so a
-batch is all or nothing on disk.
+of frames each marked "more of this batch follows" but the last. A batch only
+counts when its last frame is read, so a batch is all or nothing on disk.
+
+Two formats of payload (the segment header says which):
+
+* **2** (written now): a flag byte, ``+`` (more follows) or ``.`` (last
+  frame), then the events as JSON objects, one per line. Each event has a
+  place in the file of its own, which the index refers to (a *ref*:
+  ``offset << 24 | length``) to read it back alone.
+* **1** (0.1 and before): a JSON array of events, ``+``-prefixed when more
+  follows. Read, never written; opening one upgrades it.
 
 Reading stops at the first bad frame, which is either
 
@@ -14,57 +22,155 @@ Reading stops at the first bad frame, which is either
 * *damage* to acknowledged data (a valid frame follows it): reported as
   :class:`~omniq_trio.errors.JournalCorruptError`; nothing is changed.
 
-Payloads are JSON arrays encoded by orjson, which escapes control
-characters, so they never contain a 0x00 byte; every frame header does (the
-top byte of its length, as chunks stay under 16 MiB). The search for a later
-valid frame therefore only stops at real headers, and is fast.
+Events are encoded by orjson, which escapes control characters, so payloads
+never contain a 0x00 byte (nor, in format 2, a newline inside an event);
+every frame header does (the top byte of its length, as frames stay under
+16 MiB). The search for a later valid frame therefore only stops at real
+headers, and is fast. The end of the data is where the frames end, not the
+file's size.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
-from collections.abc import Sequence
 from typing import Final
 
 import attrs
 
-__all__ = ["FRAME_HEADER", "HEADER", "MAX_CHUNK", "Scan", "encode_batch", "scan"]
+from ...errors import SerializationError
 
-#: First bytes of every segment file: the format and its version.
-HEADER: Final = b"OMNIQJ1\n"
+__all__ = [
+    "FRAME_HEADER",
+    "HEADER",
+    "MAX_CHUNK",
+    "BatchBuilder",
+    "Scan",
+    "encode_batch",
+    "new_header",
+    "read_header",
+    "ref_of",
+    "scan",
+]
+
+#: First bytes of a segment of format 1.
+HEADER_V1: Final = b"OMNIQJ1\n"
+#: First bytes of a segment of format 2, followed by its 16-byte id and 8 reserved bytes.
+HEADER: Final = b"OMNIQJ2\n"
+HEADER_SIZE: Final = 32
 FRAME_HEADER: Final = struct.Struct("<II")
-#: Largest frame payload written (bytes); keeps the length's top byte zero.
+#: Largest frame payload written (bytes) when events can be split; keeps the length's
+#: top byte zero.
 MAX_CHUNK: Final = 4 << 20
 _MAX_LENGTH: Final = (1 << 24) - 1
+#: Largest event: one alone in a frame, with its flag byte.
+MAX_EVENT: Final = _MAX_LENGTH - 1
 _MORE: Final = ord("+")
+_LAST: Final = b"."
+_LENGTH_BITS: Final = 24
 
 
-def encode_batch(events: Sequence[bytes]) -> bytes:
-    """Frames for one batch: ``events`` are JSON objects, joined into arrays."""
-    frames: list[bytes] = []
-    chunk: list[bytes] = []
-    size = 0
-    for event in events:
-        if chunk and size + len(event) + 1 > MAX_CHUNK:
-            frames.append(_frame(b"+[" + b",".join(chunk) + b"]"))
-            chunk, size = [], 0
-        chunk.append(event)
-        size += len(event) + 1
-    frames.append(_frame(b"[" + b",".join(chunk) + b"]"))
-    return b"".join(frames)
+def new_header() -> tuple[bytes, bytes]:
+    """A format-2 segment header, and the segment's id in it."""
+    segment_id = os.urandom(16)
+    return HEADER + segment_id + bytes(8), segment_id
 
 
-def _frame(payload: bytes) -> bytes:
+def read_header(data: bytes) -> tuple[int, bytes] | None:
+    """(format, segment id) from a segment's first bytes; ``None`` if it is not one."""
+    if data.startswith(HEADER) and len(data) >= HEADER_SIZE:
+        return 2, data[8:24]
+    if data.startswith(HEADER_V1):
+        return 1, b""
+    return None
+
+
+def data_start(version: int) -> int:
+    """Where a segment's first frame starts."""
+    return HEADER_SIZE if version == 2 else len(HEADER_V1)
+
+
+def ref_of(offset: int, length: int) -> int:
+    """The ref of an event of ``length`` bytes at file offset ``offset``."""
+    return offset << _LENGTH_BITS | length
+
+
+def ref_place(ref: int) -> tuple[int, int]:
+    """(offset, length) of the event at ``ref``."""
+    return ref >> _LENGTH_BITS, ref & _MAX_LENGTH
+
+
+def _frame(payload: bytes | bytearray) -> bytes:
     return FRAME_HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+class BatchBuilder:
+    """Frames for one batch starting at file offset ``base``, event by event, each
+    event's ref known as it is added."""
+
+    def __init__(self, base: int) -> None:
+        self._base = base
+        self._frames: list[bytes] = []
+        self._size = 0  # bytes of the finished frames
+        self._chunk = bytearray()
+        self.events = 0
+        #: (file offset, crc32) of the batch's last frame, once finished
+        self.last_frame: tuple[int, int] | None = None
+
+    def add(self, event: bytes) -> int:
+        """Add one encoded event; returns its ref."""
+        if len(event) > MAX_EVENT:
+            raise SerializationError(
+                f"an event of {len(event):,} bytes is too large for the journal "
+                f"(at most {MAX_EVENT:,}); keep task arguments and results smaller"
+            )
+        chunk = self._chunk
+        if chunk and len(chunk) + 1 + len(event) > MAX_CHUNK:
+            self._close(more=True)
+            chunk = self._chunk
+        if chunk:
+            chunk += b"\n"
+        else:
+            chunk += _LAST  # the flag: set to "+" if another frame follows
+        # where it will be: after the finished frames, this frame's header and the chunk so far
+        offset = self._base + self._size + FRAME_HEADER.size + len(chunk)
+        chunk += event
+        self.events += 1
+        return ref_of(offset, len(event))
+
+    def _close(self, *, more: bool) -> None:
+        if more:
+            self._chunk[0] = _MORE
+        frame = _frame(self._chunk)
+        self.last_frame = (self._base + self._size, zlib.crc32(self._chunk))
+        self._frames.append(frame)
+        self._size += len(frame)
+        self._chunk = bytearray()
+
+    def finish(self) -> bytes:
+        """The batch's bytes (an empty batch is one frame holding only the flag)."""
+        if not self._chunk:
+            self._chunk += _LAST
+        self._close(more=False)
+        return b"".join(self._frames)
+
+
+def encode_batch(events: list[bytes], base: int = 0) -> bytes:
+    """The frames of one batch of encoded events."""
+    builder = BatchBuilder(base)
+    for event in events:
+        builder.add(event)
+    return builder.finish()
 
 
 @attrs.frozen
 class Scan:
     """What reading a stretch of a segment found."""
 
-    #: Complete batches in order, each a list of JSON-array payloads.
-    batches: list[list[bytes]]
+    #: Complete batches in order; each a list of (file offset of the payload's events,
+    #: events bytes) per frame: format 2, newline-separated; format 1, a JSON array.
+    batches: list[list[tuple[int, bytes]]]
     #: File offset where each batch starts.
     starts: list[int]
     #: Offset just past the last complete batch.
@@ -75,6 +181,8 @@ class Scan:
     reason: str = ""
     #: True when valid frames follow the bad one (damage, not a torn write).
     damaged: bool = False
+    #: (file offset, crc32) of the last frame of the last complete batch.
+    last_frame: tuple[int, int] | None = None
 
     @property
     def torn(self) -> bool:
@@ -108,12 +216,13 @@ def _next_valid_frame(data: bytes, pos: int) -> int | None:
     return None
 
 
-def scan(data: bytes, base: int = 0, *, tolerate_holes: bool = False) -> Scan:
+def scan(data: bytes, base: int = 0, *, version: int = 2, tolerate_holes: bool = False) -> Scan:
     """Read the batches in ``data``, which starts at file offset ``base``."""
-    batches: list[list[bytes]] = []
+    batches: list[list[tuple[int, bytes]]] = []
     starts: list[int] = []
-    batch: list[bytes] = []
+    batch: list[tuple[int, bytes]] = []
     batch_start = pos = 0
+    last_frame = frame = None
     while pos < len(data):
         length, reason = _frame_at(data, pos)
         if length < 0:
@@ -121,19 +230,22 @@ def scan(data: bytes, base: int = 0, *, tolerate_holes: bool = False) -> Scan:
             damaged = following is not None and not (
                 tolerate_holes and not any(memoryview(data)[pos:following])
             )
-            return Scan(batches, starts, base + batch_start, base + pos, reason, damaged)
+            end = base + batch_start
+            return Scan(batches, starts, end, base + pos, reason, damaged, last_frame)
+        frame = (base + pos, FRAME_HEADER.unpack_from(data, pos)[1])
         start = pos + FRAME_HEADER.size
-        payload = data[start : start + length]
         pos = start + length
-        if payload[0] == _MORE:
-            batch.append(payload[1:])
-        else:
-            batch.append(payload)
+        more = data[start] == _MORE
+        if version == 2 or more:  # format 2 always has the flag; format 1 only "+"
+            start += 1
+        batch.append((base + start, data[start:pos]))
+        if not more:
             batches.append(batch)
             starts.append(base + batch_start)
             batch = []
             batch_start = pos
+            last_frame = frame
     if batch:
         end = base + batch_start
-        return Scan(batches, starts, end, end, "batch without its last frame")
-    return Scan(batches, starts, base + pos)
+        return Scan(batches, starts, end, end, "batch without its last frame", False, last_frame)
+    return Scan(batches, starts, base + pos, last_frame=last_frame)

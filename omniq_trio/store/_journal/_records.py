@@ -1,8 +1,8 @@
 """Events as journal records: cattrs-unstructured dicts, encoded as JSON by orjson.
 
 A record is a JSON object tagged by ``"e"`` (``put``, ``claim``, ``out``, ...).
-Fields at their default value are left out of tasks, which keeps a pending
-no-op task's record near 150 bytes.
+Fields at their default value are left out, which keeps a pending no-op
+task's record near 150 bytes.
 
 Journals written by 0.1 hold ``done`` and ``fail`` records for outcomes; they
 are read as the :class:`~omniq_trio.store.Outcome` they describe.
@@ -38,8 +38,9 @@ from .._events import (
     WorkerGone,
     WorkerSeen,
 )
+from ._frames import ref_of
 
-__all__ = ["decode_batch", "encode_event"]
+__all__ = ["decode_batch", "decode_event", "decode_lines", "encode_event"]
 
 _TAGS: Final[dict[type[Any], str]] = {
     Put: "put",
@@ -104,6 +105,17 @@ def _structure_put(data: dict[str, Any], _: Any) -> Put:
     return Put(
         _structure_task(data["task"], None),
         None if result is None else _converter.structure(result, TaskResult),
+        data.get("order"),
+        data.get("queued"),
+    )
+
+
+def _structure_expired(data: dict[str, Any], _: Any) -> Expired:
+    failed = data.get("failed")
+    return Expired(
+        tuple(data["ids"]),
+        data["at"],
+        None if failed is None else {k: TaskError(**v) for k, v in failed.items()},
     )
 
 
@@ -146,7 +158,7 @@ def _legacy_fail(data: dict[str, Any], _: Any) -> Outcome:
 
 def _make_converter() -> cattrs.Converter:
     converter = make_converter(detailed_validation=False)
-    for cls in (Task, TaskResult, Outcome):
+    for cls in (Task, TaskResult, Outcome, Put, Expired):
         converter.register_unstructure_hook(
             cls, make_dict_unstructure_fn(cls, converter, _cattrs_omit_if_default=True)
         )
@@ -157,6 +169,7 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(Put, _structure_put)
     converter.register_structure_hook(Claimed, _structure_claimed)
     converter.register_structure_hook(Outcome, _structure_outcome)
+    converter.register_structure_hook(Expired, _structure_expired)
     # arguments, kwargs and results are already plain JSON values: pass them through
     converter.register_structure_hook_func(lambda t: t is Any, lambda value, _: value)
     converter.register_structure_hook_func(
@@ -187,8 +200,31 @@ def encode_event(event: Event) -> bytes:
     return orjson.dumps(data)
 
 
+def decode_event(record: bytes) -> Event:
+    """One event from its JSON object."""
+    data = orjson.loads(record)
+    hook, cls = _structure[data.pop("e")]
+    return hook(data, cls)
+
+
+def decode_lines(offset: int, payload: bytes) -> tuple[list[Event], list[int]]:
+    """The events of one format-2 frame payload at file ``offset``, and their refs."""
+    events: list[Event] = []
+    refs: list[int] = []
+    structure = _structure
+    if not payload:
+        return events, refs
+    for line in payload.split(b"\n"):
+        data = orjson.loads(line)
+        hook, cls = structure[data.pop("e")]
+        events.append(hook(data, cls))
+        refs.append(ref_of(offset, len(line)))
+        offset += len(line) + 1
+    return events, refs
+
+
 def decode_batch(payloads: list[bytes]) -> list[Event]:
-    """The events of one batch, from its frames' JSON arrays."""
+    """The events of one format-1 batch, from its frames' JSON arrays."""
     events: list[Event] = []
     structure = _structure
     for payload in payloads:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import attrs
 
 from ...errors import JournalError
+from . import _fileio as fileio
 from . import _files as files
-from ._frames import HEADER, scan
-from ._records import decode_batch
+from ._frames import data_start, read_header, scan
+from ._records import decode_batch, decode_lines
 
 __all__ = ["RepairReport", "repair_journal"]
 
@@ -79,14 +81,20 @@ def repair_journal(base_dir: Path | str, *, dry_run: bool = False) -> RepairRepo
 
 
 def _repair(fd: int, path: Path, *, dry_run: bool) -> RepairReport:
-    data = files.read_from(fd, 0)
-    if not data.startswith(HEADER):
+    data = fileio.read_from(fd, 0)
+    info = read_header(data)
+    if info is None:
         raise JournalError(f"{path} is not an omniq_trio journal segment (bad header)")
-    found = scan(data[len(HEADER) :], len(HEADER), tolerate_holes=True)
+    version = info[0]
+    start = data_start(version)
+    found = scan(data[start:], start, version=version, tolerate_holes=True)
     kept, records, damaged_at, reason = found.end, 0, found.bad_offset, found.reason
     for start, batch in zip(found.starts, found.batches, strict=True):
         try:
-            records += len(decode_batch(batch))
+            if version == 1:
+                records += len(decode_batch([payload for _, payload in batch]))
+            else:
+                records += sum(len(decode_lines(offset, p)[0]) for offset, p in batch)
         except Exception as exc:  # intact checksum, unreadable content: damage all the same
             kept, damaged_at, reason = start, start, f"undecodable record ({exc})"
             break
@@ -96,8 +104,12 @@ def _repair(fd: int, path: Path, *, dry_run: bool) -> RepairReport:
     if dry_run or damaged_at is None:
         return report
     saved = _save_aside(path, data[kept:])
-    os.ftruncate(fd, kept)
-    os.fsync(fd)
+    # its checkpoint may cover what is cut: the next open replays the whole segment
+    match = re.match(r"journal-(\d+)\.log$", path.name)
+    if match:
+        files.remove_quietly(files.checkpoint_path(path.parent, int(match.group(1))))
+    fileio.truncate(fd, kept)
+    fileio.full_sync(fd)
     files.fsync_dir(path.parent)
     return attrs.evolve(report, saved_to=saved)
 
@@ -108,8 +120,8 @@ def _save_aside(path: Path, data: bytes) -> Path:
         n += 1
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, files.FILE_MODE)
     try:
-        files.write_all(fd, data)
-        os.fsync(fd)
+        fileio.write_all(fd, data)
+        fileio.full_sync(fd)
     finally:
         os.close(fd)
     return target
