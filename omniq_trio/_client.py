@@ -453,6 +453,7 @@ class AsyncOmniQ:
             tracing=self._tracing,
             queues=parse_queue_caps(settings.queues, error=ConfigError) or None,
             schedules=checked,
+            enqueue=self.enqueue,
         )
 
 
