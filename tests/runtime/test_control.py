@@ -7,7 +7,7 @@ running tasks, the task context, progress, retrying every failed task.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +46,15 @@ async def omniq(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield client
 
 
-async def until(condition: Callable[[], bool], *, limit: float = 100.0) -> None:
-    """Wait (virtual time) until ``condition()`` holds."""
+async def until(condition: Callable[[], bool | Awaitable[bool]], *, limit: float = 100.0) -> None:
+    """Wait (virtual time) until ``condition()`` (or what it returns, awaited) holds."""
     with trio.fail_after(limit):
-        while not condition():
+        while True:
+            holds = condition()
+            if not isinstance(holds, bool):
+                holds = await holds
+            if holds:
+                return
             await trio.sleep(0.01)
 
 
@@ -274,12 +279,12 @@ async def test_progress_from_a_thread(
     async with running(omniq):
         await until(lambda: log.saw("t", "reported"))
 
-        async def shown() -> Progress | None:
-            return (await omniq.get_task(task_id)).progress
+        async def shown() -> bool:
+            return (await omniq.get_task(task_id)).progress is not None
 
-        with trio.fail_after(100):
-            while (progress := await shown()) is None:
-                await trio.sleep(0.01)
+        await until(shown)
+        progress = (await omniq.get_task(task_id)).progress
+        assert progress is not None
         assert (progress.fraction, progress.message) == (0.5, "half")
         log.gate.set()
         await omniq.get_result(task_id, wait=True)
@@ -314,17 +319,17 @@ async def test_retry_failed_reruns_every_failed_task_or_those_of_one_function(
     ids = [await omniq.enqueue(ct.ctl_fail_once, f"t{i}") for i in range(3)]
     other = await omniq.enqueue(ct.ctl_bad_progress, 2)
 
-    async def statuses() -> list[TaskStatus]:
-        return [(await omniq.get_task(task_id)).status for task_id in [*ids, other]]
+    def statuses(*expected: TaskStatus) -> Callable[[], Awaitable[bool]]:
+        async def hold() -> bool:
+            return [(await omniq.get_task(i)).status for i in [*ids, other]] == list(expected)
 
+        return hold
+
+    failed, success = TaskStatus.FAILED, TaskStatus.SUCCESS
     async with running(omniq):
-        with trio.fail_after(100):
-            while await statuses() != [TaskStatus.FAILED] * 4:
-                await trio.sleep(0.01)
+        await until(statuses(failed, failed, failed, failed))
         assert await omniq.retry_failed(func=ct.ctl_fail_once) == 3
-        with trio.fail_after(100):
-            while await statuses() != [*[TaskStatus.SUCCESS] * 3, TaskStatus.FAILED]:
-                await trio.sleep(0.01)
+        await until(statuses(success, success, success, failed))
         assert await omniq.retry_failed() == 1
         assert await omniq.retry_failed() == 0
 
