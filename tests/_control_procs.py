@@ -6,6 +6,7 @@ store says, never on a guessed sleep.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -111,6 +112,14 @@ def check_cancel_across_processes(
     assert code == 0
 
 
+def _killed_or_failed(worker: Worker, settings: Settings, task_id: str) -> bool:
+    from omniq_trio import TaskStatus
+
+    return worker.proc.poll() is not None or (
+        read_task(settings, task_id).status is TaskStatus.FAILED
+    )
+
+
 def check_lost_runs_end_failed(
     settings: Settings, worker_settings: dict[str, object], markers: Path
 ) -> None:
@@ -130,12 +139,8 @@ def check_lost_runs_end_failed(
     worker = Worker(env)
     try:
         while True:  # the supervisor: restart the worker each time the task kills it
-            proc = worker.proc
             wait_until(
-                lambda: (
-                    proc.poll() is not None
-                    or read_task(settings, task_id).status is TaskStatus.FAILED
-                ),
+                functools.partial(_killed_or_failed, worker, settings, task_id),
                 "the worker to be killed or the task to fail",
             )
             if worker.proc.poll() is None:
