@@ -264,12 +264,8 @@ def inspect(args: argparse.Namespace, settings: Settings) -> int:
         lines.append(("worker", f"{task.worker_id}, lease until {date(task.lease_until, now=now)}"))
     if task.progress is not None:
         said = f" {task.progress.message}" if task.progress.message else ""
-        lines.append(
-            (
-                "progress",
-                f"{percent(task.progress)}{said} ({date(task.progress.updated_at, now=now)})",
-            )
-        )
+        when = date(task.progress.updated_at, now=now)
+        lines.append(("progress", f"{percent(task.progress)}{said} (reported {when})"))
     if task.lost_runs:
         lines.append(("lost runs", f"{task.lost_runs} (max_lost_runs={task.max_lost_runs})"))
     if result is not None and result.status is TaskStatus.SUCCESS:
