@@ -23,6 +23,7 @@ from .models import Progress
 
 __all__ = [
     "ProgressSink",
+    "RunContext",
     "RunFlag",
     "TaskContext",
     "check_progress",
@@ -31,7 +32,7 @@ __all__ = [
     "set_context",
 ]
 
-_current: contextvars.ContextVar[TaskContext] = contextvars.ContextVar("omniq_trio_task")
+_current: contextvars.ContextVar[RunContext] = contextvars.ContextVar("omniq_trio_task")
 
 
 def current_task() -> TaskContext:
@@ -39,11 +40,32 @@ def current_task() -> TaskContext:
     child tasks, or its thread); raises :class:`~omniq_trio.errors.NoTaskContextError`
     outside a task."""
     try:
-        return _current.get()
+        run = _current.get()
     except LookupError:
         raise NoTaskContextError(
             "current_task() is only available inside a task a worker pool is running"
         ) from None
+    if run.made is None:  # a race between threads builds two equal ones: harmless
+        run.made = run.runner.context(run.task, run.control)
+    return run.made
+
+
+class _Runner(Protocol):
+    def context(self, task: Any, control: Any) -> TaskContext: ...
+
+
+@final
+class RunContext:
+    """What the executor sets for a run: the makings of its :class:`TaskContext`, built
+    on the task's first ``current_task()`` (most tasks never ask)."""
+
+    __slots__ = ("control", "made", "runner", "task")
+
+    def __init__(self, task: Any, control: Any, runner: _Runner) -> None:
+        self.task = task
+        self.control = control
+        self.runner = runner
+        self.made: TaskContext | None = None
 
 
 class RunFlag(Protocol):
@@ -164,11 +186,11 @@ def _on_trio_thread() -> bool:
     return True
 
 
-def set_context(context: TaskContext) -> contextvars.Token[TaskContext]:
+def set_context(context: RunContext) -> contextvars.Token[RunContext]:
     """Make ``context`` current (the executor, as a run starts)."""
     return _current.set(context)
 
 
-def reset_context(token: contextvars.Token[TaskContext]) -> None:
+def reset_context(token: contextvars.Token[RunContext]) -> None:
     """Undo :func:`set_context` (the executor, as a run ends)."""
     _current.reset(token)

@@ -1,7 +1,8 @@
-"""Cancelling running tasks: one cancel scope per run, and the actor that learns of cancels.
+"""Cancelling running tasks: the scope around each run, and the actor that learns of cancels.
 
-A run's own scope (:class:`RunControl`) sits inside the executors' scope, so
-the two ends are told apart: cancelling the run's scope ends that run alone
+Each executor runs its tasks inside a scope of its own (replaced once it has
+been cancelled), itself inside the executors' scope, so the two ends are told
+apart: cancelling a run's scope (:class:`RunControl`) ends that run alone
 (its task is CANCELLED in the store, its outcome is dropped), while the stop
 cancels the executors' scope and the run goes back to PENDING.
 
@@ -33,11 +34,12 @@ class RunControl:
 
     __slots__ = ("_cancelled", "scope", "seq", "task_id")
 
-    def __init__(self, task_id: str, seq: int) -> None:
+    def __init__(self, task_id: str, seq: int, scope: trio.CancelScope | None) -> None:
         self.task_id = task_id
         #: runs registered after a look at the store started are not judged by it
         self.seq = seq
-        self.scope = trio.CancelScope()
+        #: the executor's scope around the run (``None``: the run cannot be interrupted)
+        self.scope = scope
         self._cancelled = False
 
     @property
@@ -47,7 +49,8 @@ class RunControl:
 
     def cancel(self) -> None:
         self._cancelled = True
-        self.scope.cancel()
+        if self.scope is not None:
+            self.scope.cancel()
 
 
 @final
@@ -61,10 +64,10 @@ class RunningTasks:
     def __bool__(self) -> bool:
         return bool(self._runs)
 
-    def start(self, task_id: str) -> RunControl:
-        """Register a run that starts now."""
+    def start(self, task_id: str, scope: trio.CancelScope | None) -> RunControl:
+        """Register a run that starts now, inside ``scope`` (which a cancel cancels)."""
         self._seq += 1
-        run = self._runs[task_id] = RunControl(task_id, self._seq)
+        run = self._runs[task_id] = RunControl(task_id, self._seq, scope)
         return run
 
     def end(self, run: RunControl) -> None:

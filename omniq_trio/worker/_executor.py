@@ -28,7 +28,7 @@ import trio
 
 from .._clock import Clock
 from .._codec import Codec
-from .._context import TaskContext, reset_context, set_context
+from .._context import RunContext, TaskContext, reset_context, set_context
 from .._hook_delivery import HookDelivery
 from .._limits import check_call_size, check_result_size
 from .._registry import resolve_task
@@ -127,33 +127,46 @@ class TaskRunner:
     progress: ProgressWriter | None = None
     #: ``AsyncOmniQ.enqueue`` of the pool's client, for ``current_task().enqueue``
     enqueue: Callable[..., Awaitable[str]] | None = None
+    #: the pool's trio run (for ``enqueue_sync`` and progress from threads)
+    token: trio.lowlevel.TrioToken | None = None
 
-    async def run(self, task: Task, outcome_send: trio.MemorySendChannel[Finished]) -> None:
+    async def run(
+        self,
+        task: Task,
+        outcome_send: trio.MemorySendChannel[Finished],
+        scope: trio.CancelScope | None = None,
+    ) -> None:
         """Run ``task`` and send its outcome; if interrupted, release it and re-raise.
 
-        If the task is cancelled while it runs, its outcome is dropped (the
-        store made it CANCELLED already)."""
+        ``scope`` (the executor's, entered around this call) is what a cancel of
+        the task cancels; then the run's outcome is dropped (the store made the
+        task CANCELLED already) and ``trio.Cancelled`` propagates to that scope.
+        One scope serves an executor's runs until one is cancelled: entering a
+        scope per run would cost every run a few microseconds."""
         counters = self.counters
         counters.running += 1
         counters.running_ids.add(task.id)
         handed_over = False
         started = trio.current_time()
-        control = self.runs.start(task.id)
+        control = self.runs.start(task.id, scope)
         # set before the run starts: a sync task's thread runs in a copy of this context
-        context_token = set_context(self._context(task, control))
+        context_token = set_context(RunContext(task, control, self))
         try:
             log_task_started(task)
             run_started(self.hooks, task, self.worker_id, self.clock)
             with run_span(self.tracing, task, self.worker_id) as span:
-                outcome = None
-                with control.scope:
+                try:
                     outcome = await self._execute(task)
-                if self.tracing is not None:
-                    if outcome is None or control.cancelled:
+                except BaseException:
+                    if control.cancelled and self.tracing is not None:
                         span.ended(RunOutcome.CANCELLED, None)
-                    else:
-                        span.ended(run_outcome(outcome), outcome.error)
-            if outcome is None or control.cancelled:
+                    raise
+                if control.cancelled:  # it caught the Cancelled, or returned meanwhile
+                    if self.tracing is not None:
+                        span.ended(RunOutcome.CANCELLED, None)
+                elif self.tracing is not None:
+                    span.ended(run_outcome(outcome), outcome.error)
+            if control.cancelled:
                 handed_over = True  # nothing to hand over, nothing to release
                 self._cancelled(task, trio.current_time() - started)
                 return
@@ -180,7 +193,8 @@ class TaskRunner:
                     with cleanup_scope():
                         await self._release(task, trio.current_time() - started)
 
-    def _context(self, task: Task, control: RunControl) -> TaskContext:
+    def context(self, task: Task, control: RunControl) -> TaskContext:
+        """The :class:`TaskContext` of ``task``'s run (built when the task asks for it)."""
         return TaskContext(
             id=task.id,
             func=task.func,
@@ -195,7 +209,7 @@ class TaskRunner:
             progress=self.progress or _NO_PROGRESS,
             clock_now=self.clock.now,
             enqueue=self.enqueue or _no_enqueue,
-            token=trio.lowlevel.current_trio_token(),
+            token=self.token or trio.lowlevel.current_trio_token(),
         )
 
     def _cancelled(self, task: Task, duration: float) -> None:
@@ -317,8 +331,16 @@ async def executor(
     returns it when the run ends, so the poller may claim another.
     """
     async with task_receive, outcome_send:
-        async for task in task_receive:
-            try:
-                await runner.run(task, outcome_send)
-            finally:
-                credits.release(task)
+        while True:
+            # the scope a cancel of the running task cancels (see TaskRunner.run);
+            # a new one once it has been
+            with trio.CancelScope() as scope:
+                async for task in task_receive:
+                    try:
+                        await runner.run(task, outcome_send, scope)
+                    finally:
+                        credits.release(task)
+                    if scope.cancel_called:
+                        break
+                else:
+                    return

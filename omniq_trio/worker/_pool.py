@@ -300,6 +300,7 @@ class WorkerPool:
             runs=runs,
             progress=progress,
             enqueue=self._enqueue,
+            token=trio.lowlevel.current_trio_token(),
         )
         health = StoreHealth(settings.store_failure_timeout)
         async with trio.open_nursery() as supervisor:
