@@ -21,6 +21,8 @@ from ._asyncio_pool import AsyncioWorkerPool as AsyncioWorkerPool
 from ._call import RESERVED_OPTIONS as RESERVED_OPTIONS
 from ._call import Call as Call
 from ._client import AsyncOmniQ as AsyncOmniQ
+from ._context import TaskContext as TaskContext
+from ._context import current_task as current_task
 from ._registry import task as task
 from ._schedule import Schedule as Schedule
 from ._serve import serve as serve
@@ -33,12 +35,15 @@ from .errors import FunctionImportError as FunctionImportError
 from .errors import InvalidTransitionError as InvalidTransitionError
 from .errors import JournalCorruptError as JournalCorruptError
 from .errors import LeaseLostError as LeaseLostError
+from .errors import NoTaskContextError as NoTaskContextError
 from .errors import OmniQError as OmniQError
+from .errors import ProgressError as ProgressError
 from .errors import ResultTooLargeError as ResultTooLargeError
 from .errors import ScheduleError as ScheduleError
 from .errors import SerializationError as SerializationError
 from .errors import StoreError as StoreError
 from .errors import StoreUnavailableError as StoreUnavailableError
+from .errors import TaskContextError as TaskContextError
 from .errors import TaskModuleImportError as TaskModuleImportError
 from .errors import TaskNotFoundError as TaskNotFoundError
 from .errors import TaskOptionError as TaskOptionError
@@ -80,10 +85,12 @@ __all__ = [
     "InvalidTransitionError",
     "JournalCorruptError",
     "LeaseLostError",
+    "NoTaskContextError",
     "OmniQ",
     "OmniQError",
     "PoolStatistics",
     "Progress",
+    "ProgressError",
     "QueueInfo",
     "RateLimit",
     "ResultTooLargeError",
@@ -97,6 +104,8 @@ __all__ = [
     "StoreUnavailableError",
     "SyncWorkerPool",
     "Task",
+    "TaskContext",
+    "TaskContextError",
     "TaskError",
     "TaskModuleImportError",
     "TaskNotFoundError",
@@ -113,6 +122,7 @@ __all__ = [
     "WorkerInfo",
     "WorkerLostError",
     "WorkerPool",
+    "current_task",
     "serve",
     "task",
 ]

@@ -233,6 +233,13 @@ class AsyncioOmniQ:
         """Run a FAILED task again now, with fresh retry and lost-run budgets."""
         await self._call(functools.partial(self._async.retry, task_id), shield=True)
 
+    async def retry_failed(self, func: Callable[..., Any] | str | None = None) -> int:
+        """Run every FAILED task (of ``func``, if given) again; how many
+        (see :meth:`AsyncOmniQ.retry_failed`)."""
+        call = functools.partial(self._async.retry_failed, func)
+        result: int = await self._call(call, shield=True)
+        return result
+
     # ---------------------------------------------------------------- reading
 
     async def get_result(

@@ -16,11 +16,12 @@ from ._codec import codec_for
 from ._functions import func_path
 from ._hook_delivery import HookDelivery
 from ._registry import build_tasks
+from ._retry import retry_failed
 from ._schedule import Schedule, check_schedules
 from ._tracing import Tracing, tracing_for
 from ._validate import check_int, check_queue_name, check_seconds, parse_queue_caps
 from .config import Settings
-from .errors import ConfigError, TaskOptionError, TransactionalEnqueueError
+from .errors import ConfigError, TaskNotFoundError, TaskOptionError, TransactionalEnqueueError
 from .hooks import Hook, TaskEnqueued
 from .models import (
     Enqueued,
@@ -38,6 +39,11 @@ from .store._factory import store_for
 from .worker import WorkerPool
 
 __all__ = ["AsyncOmniQ"]
+
+_PURGED_WHILE_WAITING = (
+    "purged while get_result waited for it: it finished, then outlived result_ttl "
+    "before the wait looked again; raise Settings.result_ttl to keep results longer"
+)
 
 
 @final
@@ -254,6 +260,12 @@ class AsyncOmniQ:
         await self._opened()
         await self._store.retry(task_id, at=self._clock.now())
 
+    async def retry_failed(self, func: Callable[..., Any] | str | None = None) -> int:
+        """Run every FAILED task (of function ``func``, if given) again now, as
+        :meth:`retry` does; returns how many. A task retried, purged or blocked by its
+        unique key meanwhile is skipped."""
+        return await retry_failed(self, func)
+
     # ---------------------------------------------------------------- reading
 
     async def get_result(
@@ -263,13 +275,24 @@ class AsyncOmniQ:
 
         With ``wait=True``, wait until it has (at most ``timeout`` seconds,
         then ``trio.TooSlowError``). Raises ``TaskNotFoundError`` for an
-        unknown id. For a repeating task, the result of its latest run.
+        unknown id, and for a task purged while this waited (it finished and
+        outlived ``result_ttl`` before the wait looked again; the message says so).
+        For a repeating task, the result of its latest run.
         """
         await self._opened()
+        found = False  # the task existed at an earlier look
         with trio.fail_after(timeout) if wait and timeout is not None else nullcontext():
             while True:
                 seen = self._store.change_version(Change.FINISHED)
-                result = await self._store.get_result(task_id)
+                try:
+                    result = await self._store.get_result(task_id)
+                except TaskNotFoundError:
+                    if not found:
+                        raise
+                    # it finished and was purged (older than result_ttl) before this
+                    # wait looked again: its result is gone
+                    raise TaskNotFoundError(task_id, _PURGED_WHILE_WAITING) from None
+                found = True
                 if result is not None:
                     return attrs.evolve(result, value=self._codec.decode_value(result.value))
                 if not wait:
@@ -453,6 +476,7 @@ class AsyncOmniQ:
             tracing=self._tracing,
             queues=parse_queue_caps(settings.queues, error=ConfigError) or None,
             schedules=checked,
+            enqueue=self.enqueue,
         )
 
 

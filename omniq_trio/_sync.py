@@ -219,6 +219,11 @@ class OmniQ:
         """Run a FAILED task again now, with fresh retry and lost-run budgets."""
         self._thread.run("retry", functools.partial(self._async.retry, task_id))
 
+    def retry_failed(self, func: Callable[..., Any] | str | None = None) -> int:
+        """Run every FAILED task (of ``func``, if given) again; how many
+        (see :meth:`AsyncOmniQ.retry_failed`)."""
+        return self._thread.run("retry_failed", functools.partial(self._async.retry_failed, func))
+
     # ---------------------------------------------------------------- reading
 
     def get_result(

@@ -16,13 +16,16 @@ __all__ = [
     "JournalCorruptError",
     "JournalError",
     "LeaseLostError",
+    "NoTaskContextError",
     "OmniQError",
+    "ProgressError",
     "ResultTooLargeError",
     "ScheduleError",
     "SerializationError",
     "StoreClosedError",
     "StoreError",
     "StoreUnavailableError",
+    "TaskContextError",
     "TaskModuleImportError",
     "TaskNotFoundError",
     "TaskOptionError",
@@ -65,9 +68,10 @@ class FunctionImportError(OmniQError, LookupError):
 class TaskNotFoundError(OmniQError, LookupError):
     """No task has this id (it never existed, or its result expired and was purged)."""
 
-    def __init__(self, task_id: str) -> None:
+    def __init__(self, task_id: str, detail: str | None = None) -> None:
         super().__init__(
-            f"no task with id {task_id!r} (never enqueued, or purged after result_ttl)"
+            f"no task with id {task_id!r} "
+            f"({detail or 'never enqueued, or purged after result_ttl'})"
         )
         self.task_id = task_id
 
@@ -115,6 +119,19 @@ class LeaseLostError(OmniQError):
         super().__init__(f"worker {worker_id} no longer holds task {task_id}: {detail}")
         self.task_id = task_id
         self.worker_id = worker_id
+
+
+class ProgressError(TaskOptionError):
+    """A task reported a bad progress (``ctx.report_progress``): a fraction that is not a
+    number between 0 and 1, or a message that is not a string. Nothing was stored."""
+
+
+class TaskContextError(OmniQError, RuntimeError):
+    """The task context (:func:`~omniq_trio.current_task`) was used where it cannot be."""
+
+
+class NoTaskContextError(TaskContextError):
+    """:func:`~omniq_trio.current_task` was called outside a running task."""
 
 
 class TaskTimeoutError(OmniQError, TimeoutError):

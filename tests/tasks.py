@@ -10,6 +10,8 @@ Groups, by prefix (add your own group rather than reusing another's functions):
 * ``pg_*``: the PostgreSQL process tests (``tests/postgres/``). Each run
   appends a line to a file of its process in ``runs_dir``, so a test can
   count executions independently of what the store says (:func:`pg_read_runs`).
+* ``pc_*``: the task-control process tests (``tests/_control_procs.py``): files
+  in ``marker_dir`` say what a run did, for the test process to wait on.
 """
 
 from __future__ import annotations
@@ -237,3 +239,30 @@ def pg_read_runs(runs_dir: Path) -> list[tuple[str, int, float]]:
             key, pid, at = line.split()
             runs.append((key, int(pid), float(at)))
     return runs
+
+
+# ------------------------------------------------------------ task-control processes
+
+
+async def pc_wait(marker_dir: str, key: str) -> str:
+    """Write ``key.started``, sleep an hour; its ``finally`` writes ``key.finally``
+    (the wall time it ran, for the cancel-delay benchmark)."""
+    markers = Path(marker_dir)
+    (markers / f"{key}.started").write_text(repr(time.time()))
+    try:
+        await trio.sleep(3600)
+        return key
+    finally:
+        (markers / f"{key}.finally").write_text(repr(time.time()))
+
+
+async def pc_echo(value: Any) -> Any:
+    return value
+
+
+async def pc_kill_worker(marker_dir: str) -> None:
+    """Note this run (a line with the worker's pid in ``runs``), then SIGKILL the worker."""
+    with open(Path(marker_dir) / "runs", "a") as f:
+        f.write(f"{os.getpid()}\n")
+    os.kill(os.getpid(), 9)  # SIGKILL: no cleanup, no release, the lease just lapses
+    await trio.sleep_forever()

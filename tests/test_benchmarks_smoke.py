@@ -65,3 +65,15 @@ def test_postgres_store_benchmark_runs_at_small_n() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     for figure in ("enqueue (batches of 100):", "claim + record", "stats over 200 tasks"):
         assert figure in done.stdout, done.stdout
+
+
+def test_cancel_delay_benchmark_runs_at_small_n() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.cancel_delay", "--n", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "file journal" in done.stdout and "p50" in done.stdout

@@ -26,7 +26,7 @@ from .._serve import run_worker
 from ..config import Settings
 from ..models import TaskStatus
 from ..store import JournalStore, journal_exists, repair_journal
-from ._text import age, date, parse_duration, table, to_json
+from ._text import age, date, parse_duration, percent, table, to_json
 
 __all__ = [
     "CliError",
@@ -216,11 +216,12 @@ def list_(args: argparse.Namespace, settings: Settings) -> int:
                 t.status.value,
                 f"{t.attempts}/{t.max_retries + 1}",
                 date(t.created_at, now=now).partition(" (")[0],
+                percent(t.progress),
                 t.func,
             ]
             for t in tasks
         ]
-        print(table(["ID", "STATUS", "RUNS", "CREATED", "FUNC"], rows))
+        print(table(["ID", "STATUS", "RUNS", "CREATED", "PROGRESS", "FUNC"], rows))
     if len(tasks) < total:
         print(f"showing {len(tasks)} of {total} tasks; --limit 0 shows all", file=sys.stderr)
     return 0
@@ -261,6 +262,12 @@ def inspect(args: argparse.Namespace, settings: Settings) -> int:
         lines.append(("interval", f"{task.interval}s"))
     if task.worker_id:
         lines.append(("worker", f"{task.worker_id}, lease until {date(task.lease_until, now=now)}"))
+    if task.progress is not None:
+        said = f" {task.progress.message}" if task.progress.message else ""
+        when = date(task.progress.updated_at, now=now)
+        lines.append(("progress", f"{percent(task.progress)}{said} (reported {when})"))
+    if task.lost_runs:
+        lines.append(("lost runs", f"{task.lost_runs} (max_lost_runs={task.max_lost_runs})"))
     if result is not None and result.status is TaskStatus.SUCCESS:
         lines.append(("result", json.dumps(result.value, default=repr)))
     error = task.error or (result.error if result is not None else None)
@@ -291,7 +298,16 @@ def cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def retry(args: argparse.Namespace, settings: Settings) -> int:
+    if args.failed == (args.task_id is not None):
+        raise CliError("retry takes a TASK_ID or --failed (every failed task), not both", 2)
+    if args.func is not None and not args.failed:
+        raise CliError("--func goes with --failed", 2)
     _require_store(settings)
+    if args.failed:
+        func = None if args.func is None else func_path(args.func)
+        count = _client(settings, lambda omniq: omniq.retry_failed(func))
+        print(f"{count} failed task(s) pending again")
+        return 0
 
     async def do(omniq: AsyncOmniQ) -> None:
         task = await omniq.get_task(args.task_id)
@@ -310,8 +326,10 @@ def purge(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         raise CliError(f"--older-than: {exc}", 2) from None
     _require_store(settings)
-    purged = _client(settings, lambda omniq: omniq.purge(seconds))
-    print(f"purged {purged} task(s) that finished more than {args.older_than} ago")
+    include_failed = args.include_failed
+    purged = _client(settings, lambda omniq: omniq.purge(seconds, include_failed=include_failed))
+    kept = "" if include_failed else " (failed ones younger than failed_ttl kept)"
+    print(f"purged {purged} task(s) that finished more than {args.older_than} ago{kept}")
     return 0
 
 

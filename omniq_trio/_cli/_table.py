@@ -248,23 +248,45 @@ COMMANDS: Final = (
     Command(
         "cancel",
         run.cancel,
-        "Cancel a task that has not finished (a running one finishes, its outcome is dropped).",
+        "Cancel a task that has not finished (a running one is interrupted, its outcome dropped).",
         (f"omniq-trio cancel {_EXAMPLE_ID}",),
         (_TASK_ID,),
     ),
     Command(
         "retry",
         run.retry,
-        "Run a failed task again, with a fresh retry budget.",
-        (f"omniq-trio retry {_EXAMPLE_ID}",),
-        (_TASK_ID,),
+        "Run a failed task again (or every one, --failed), with fresh retry budgets.",
+        (
+            f"omniq-trio retry {_EXAMPLE_ID}",
+            "omniq-trio retry --failed",
+            "omniq-trio retry --failed --func app.tasks:send_email",
+        ),
+        (
+            option("task_id", nargs="?", metavar="TASK_ID"),
+            option("--failed", action="store_true", help="every failed task instead of one"),
+            option(
+                "--func",
+                metavar="module:function",
+                help="with --failed: only the failed tasks of this function",
+            ),
+        ),
     ),
     Command(
         "purge",
         run.purge,
         "Forget finished tasks (and their results) that finished long enough ago.",
-        ("omniq-trio purge --older-than 7d", "omniq-trio purge --older-than 90s"),
-        (option("--older-than", required=True, metavar="DURATION", help="e.g. 90s, 15m, 2h, 7d"),),
+        (
+            "omniq-trio purge --older-than 7d",
+            "omniq-trio purge --older-than 90s --include-failed",
+        ),
+        (
+            option("--older-than", required=True, metavar="DURATION", help="e.g. 90s, 15m, 2h, 7d"),
+            option(
+                "--include-failed",
+                action="store_true",
+                help="failed tasks too (kept for OMNIQ_FAILED_TTL, default 7d, otherwise)",
+            ),
+        ),
     ),
     Command(
         "compact",

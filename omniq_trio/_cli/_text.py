@@ -15,9 +15,9 @@ from typing import Any, Final
 
 import attrs
 
-from ..models import Task, TaskResult
+from ..models import Progress, Task, TaskResult
 
-__all__ = ["age", "date", "parse_duration", "table", "to_json"]
+__all__ = ["age", "date", "parse_duration", "percent", "table", "to_json"]
 
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _DURATION: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -50,6 +50,11 @@ def date(timestamp: float | None, *, now: float) -> str:
     delta = now - timestamp
     relative = f"{age(delta)} ago" if delta >= 0 else f"in {age(-delta)}"
     return f"{when:%Y-%m-%d %H:%M:%S %Z} ({relative})"
+
+
+def percent(progress: Progress | None) -> str:
+    """A task's progress as ``40%`` (``-`` when it reported none)."""
+    return "-" if progress is None else f"{math.floor(progress.fraction * 100)}%"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: int = 0) -> str:

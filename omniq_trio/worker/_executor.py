@@ -2,8 +2,10 @@
 
 A task's own failures (an exception, a timeout, a bad or oversize return
 value, a function that is not registered, an oversize call) become its outcome; nothing a task does
-stops the executor. Cancellation (the stop deadline) is the one thing that
-ends a run early: the task goes back to PENDING with no attempt charged.
+stops the executor. Two things end a run early: the stop deadline (the task
+goes back to PENDING with no attempt charged) and the task's cancellation
+(its own cancel scope, ``_cancel.py``: the task is CANCELLED already, and the
+run's outcome is dropped).
 
 Executors do not write outcomes themselves: they send them to the recorder
 and take the next task at once, so outcomes of many runs share one write.
@@ -17,7 +19,7 @@ import functools
 import inspect
 import math
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import nullcontext
 from typing import Final
 
@@ -26,18 +28,22 @@ import trio
 
 from .._clock import Clock
 from .._codec import Codec
+from .._context import RunContext, TaskContext, reset_context, set_context
 from .._hook_delivery import HookDelivery
 from .._limits import check_call_size, check_result_size
 from .._registry import resolve_task
 from .._tracing import Tracing, run_span
 from ..config import Settings
-from ..errors import TaskTimeoutError
+from ..errors import TaskContextError, TaskTimeoutError
+from ..hooks import RunOutcome
 from ..logging import log_task_released, log_task_started, worker_logger
-from ..models import Task, TaskError
+from ..models import Progress, Task, TaskError
 from ..store import Outcome, Store
 from ._backoff import next_interval_eta, retry_delay
+from ._cancel import RunControl, RunningTasks
 from ._credits import Credits
-from ._observe import run_outcome, run_released, run_started
+from ._observe import run_cancelled, run_outcome, run_released, run_started
+from ._progress import ProgressWriter
 from ._stats import Counters
 from ._threads import SyncThreads
 
@@ -115,21 +121,55 @@ class TaskRunner:
     tracing: Tracing | None = None
     #: the threads sync task functions run in (bounded by ``limiter``)
     threads: SyncThreads = attrs.field(factory=SyncThreads)
+    #: the runs in progress, each with its cancel scope
+    runs: RunningTasks = attrs.field(factory=RunningTasks)
+    #: where ``report_progress`` hands its reports (the pool's progress writer)
+    progress: ProgressWriter | None = None
+    #: ``AsyncOmniQ.enqueue`` of the pool's client, for ``current_task().enqueue``
+    enqueue: Callable[..., Awaitable[str]] | None = None
+    #: the pool's trio run (for ``enqueue_sync`` and progress from threads)
+    token: trio.lowlevel.TrioToken | None = None
 
-    async def run(self, task: Task, outcome_send: trio.MemorySendChannel[Finished]) -> None:
-        """Run ``task`` and send its outcome; if interrupted, release it and re-raise."""
+    async def run(
+        self,
+        task: Task,
+        outcome_send: trio.MemorySendChannel[Finished],
+        scope: trio.CancelScope | None = None,
+    ) -> None:
+        """Run ``task`` and send its outcome; if interrupted, release it and re-raise.
+
+        ``scope`` (the executor's, entered around this call) is what a cancel of
+        the task cancels; then the run's outcome is dropped (the store made the
+        task CANCELLED already) and ``trio.Cancelled`` propagates to that scope.
+        One scope serves an executor's runs until one is cancelled: entering a
+        scope per run would cost every run a few microseconds."""
         counters = self.counters
         counters.running += 1
         counters.running_ids.add(task.id)
         handed_over = False
         started = trio.current_time()
+        control = self.runs.start(task.id, scope)
+        # set before the run starts: a sync task's thread runs in a copy of this context
+        context_token = set_context(RunContext(task, control, self))
         try:
             log_task_started(task)
             run_started(self.hooks, task, self.worker_id, self.clock)
             with run_span(self.tracing, task, self.worker_id) as span:
-                outcome = await self._execute(task)
-                if self.tracing is not None:
+                try:
+                    outcome = await self._execute(task)
+                except BaseException:
+                    if control.cancelled and self.tracing is not None:
+                        span.ended(RunOutcome.CANCELLED, None)
+                    raise
+                if control.cancelled:  # it caught the Cancelled, or returned meanwhile
+                    if self.tracing is not None:
+                        span.ended(RunOutcome.CANCELLED, None)
+                elif self.tracing is not None:
                     span.ended(run_outcome(outcome), outcome.error)
+            if control.cancelled:
+                handed_over = True  # nothing to hand over, nothing to release
+                self._cancelled(task, trio.current_time() - started)
+                return
             finished = Finished(task, outcome, trio.current_time() - started)
             try:
                 outcome_send.send_nowait(finished)  # room in the buffer: skip a scheduler trip
@@ -137,14 +177,49 @@ class TaskRunner:
                 await outcome_send.send(finished)
             handed_over = True
         finally:
+            reset_context(context_token)
+            self.runs.end(control)
+            if self.progress is not None:
+                self.progress.forget(task.id)
             counters.running -= 1
             counters.running_ids.discard(task.id)
             if not handed_over:
                 # Only cancellation gets here (a task's own errors are its
                 # outcome), and not always as a bare trio.Cancelled: a nursery
                 # inside the task wraps it in an exception group.
-                with cleanup_scope():
-                    await self._release(task, trio.current_time() - started)
+                if control.cancelled:  # and the stop too: the task is not ours to release
+                    self._cancelled(task, trio.current_time() - started)
+                else:
+                    with cleanup_scope():
+                        await self._release(task, trio.current_time() - started)
+
+    def context(self, task: Task, control: RunControl) -> TaskContext:
+        """The :class:`TaskContext` of ``task``'s run (built when the task asks for it)."""
+        return TaskContext(
+            id=task.id,
+            func=task.func,
+            queue=task.queue,
+            attempt=task.attempts + 1,
+            max_retries=task.max_retries,
+            created_at=task.created_at,
+            eta=task.eta,
+            worker_id=self.worker_id,
+            headers=task.headers,
+            flag=control,
+            progress=self.progress or _NO_PROGRESS,
+            clock_now=self.clock.now,
+            enqueue=self.enqueue or _no_enqueue,
+            token=self.token or trio.lowlevel.current_trio_token(),
+        )
+
+    def _cancelled(self, task: Task, duration: float) -> None:
+        self.counters.cancelled += 1
+        worker_logger.info(
+            "task %s was cancelled while it ran; its run was interrupted",
+            task.id,
+            extra={"task_id": task.id, "func": task.func},
+        )
+        run_cancelled(self.hooks, task, self.worker_id, self.clock.now(), duration)
 
     async def _execute(self, task: Task) -> Outcome:
         try:
@@ -227,6 +302,18 @@ class TaskRunner:
             run_released(self.hooks, task, self.worker_id, self.clock.now(), duration)
 
 
+class _NoProgress:
+    def submit(self, task_id: str, progress: Progress) -> None:
+        pass
+
+
+_NO_PROGRESS: Final = _NoProgress()
+
+
+async def _no_enqueue(*args: object, **kwargs: object) -> str:
+    raise TaskContextError("this worker pool has no client to enqueue with")
+
+
 def _slot(task: Task) -> float:
     """The slot the current run of a repeating task belongs to (retries do not move it)."""
     return task.eta if task.scheduled_at is None else task.scheduled_at
@@ -244,8 +331,16 @@ async def executor(
     returns it when the run ends, so the poller may claim another.
     """
     async with task_receive, outcome_send:
-        async for task in task_receive:
-            try:
-                await runner.run(task, outcome_send)
-            finally:
-                credits.release(task)
+        while True:
+            # the scope a cancel of the running task cancels (see TaskRunner.run);
+            # a new one once it has been
+            with trio.CancelScope() as scope:
+                async for task in task_receive:
+                    try:
+                        await runner.run(task, outcome_send, scope)
+                    finally:
+                        credits.release(task)
+                    if scope.cancel_called:
+                        break
+                else:
+                    return

@@ -1,5 +1,5 @@
 """The lease keeper: renews this worker's leases and its registry record, reclaims
-expired leases, purges old results."""
+expired leases, purges old results; runs whose task it no longer holds are cancelled."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from .._hook_delivery import HookDelivery
 from ..logging import log_task_released, worker_logger
 from ..models import WorkerInfo
 from ..store import Store
+from ._cancel import RunningTasks
 from ._health import StoreHealth
 from ._observe import report_lost
 
@@ -30,12 +31,15 @@ async def lease_keeper(
     heartbeat: Heartbeat | None = None,
     hooks: HookDelivery | None = None,
     health: StoreHealth | None = None,
+    runs: RunningTasks | None = None,
 ) -> None:
     """Every third of ``lease_duration``: renew, heartbeat, reclaim, purge. Runs until
     cancelled.
 
     Renewing three times per lease leaves two chances to recover from a slow
-    or failed store round trip before a lease lapses. The heartbeat refreshes
+    or failed store round trip before a lease lapses. A task ``runs`` holds that
+    the renewal no longer returns was cancelled or taken back: its run is
+    cancelled (the fallback for a cancel whose notification did not arrive). The heartbeat refreshes
     the pool's record in the worker registry, so a pool that dies drops out of
     it once its last heartbeat is older than its lease.
     """
@@ -43,7 +47,10 @@ async def lease_keeper(
         await trio.sleep(lease_duration / 3)
         now = clock.now()
         try:
-            await store.renew(worker_id, lease_until=now + lease_duration)
+            mark = 0 if runs is None else runs.mark()
+            held = await store.renew(worker_id, lease_until=now + lease_duration)
+            if runs is not None:
+                runs.cancel_missing(held, mark)
             if heartbeat is not None:
                 await heartbeat.beat(now)
             reclaimed = await store.reclaim_expired(now=now)

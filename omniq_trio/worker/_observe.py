@@ -2,7 +2,7 @@
 
 Events go out where the pool learns them: a run's start from its executor;
 its end from the recorder once the store took (or refused) its outcome, from
-the executor when a stop interrupts it, and from the lease keeper when it
+the executor when a stop or the task's cancel interrupts it, and from the lease keeper when it
 reclaims the tasks of a dead worker.
 """
 
@@ -18,7 +18,14 @@ from ..hooks import RunEnded, RunOutcome, RunStarted
 from ..models import Task, TaskError, TaskStatus
 from ..store import Outcome, OutcomeKind, Store
 
-__all__ = ["report_lost", "run_ended", "run_outcome", "run_released", "run_started"]
+__all__ = [
+    "report_lost",
+    "run_cancelled",
+    "run_ended",
+    "run_outcome",
+    "run_released",
+    "run_started",
+]
 
 
 def _type_name(kind: type[BaseException]) -> str:
@@ -79,6 +86,14 @@ def run_released(
     """The run of ``task`` was interrupted, or its outcome not written: it is PENDING again."""
     if hooks:
         hooks.emit(RunEnded(task, worker_id, RunOutcome.RELEASED, at, duration))
+
+
+def run_cancelled(
+    hooks: HookDelivery, task: Task, worker_id: str, at: float, duration: float
+) -> None:
+    """The run of ``task`` was interrupted by its cancel: its outcome was dropped."""
+    if hooks:
+        hooks.emit(RunEnded(task, worker_id, RunOutcome.CANCELLED, at, duration))
 
 
 async def report_lost(

@@ -5,6 +5,8 @@
     run()  hook delivery       (only with async hooks) events → async hooks
       └── supervisor nursery
       ├── lease keeper          renew / heartbeat / reclaim / purge, until the crew is done
+      ├── cancel watcher        Change.CANCELLED → cancel the runs no longer held (_cancel.py)
+      ├── progress writer       report_progress → Store.set_progress, throttled
       ├── scheduler             (own cancel scope; only with schedules) cron slots → fire_schedule
       └── workers nursery
             ├── recorder                   outcome_receive → Store.record, in batches
@@ -47,11 +49,13 @@ from ..hooks import Hook
 from ..logging import log_worker_started, log_worker_stopped, worker_logger
 from ..models import Task, WorkerInfo
 from ..store import Store
+from ._cancel import RunningTasks, cancel_watcher
 from ._credits import Credits
 from ._executor import CLEANUP_TIMEOUT, Finished, TaskRunner, cleanup_scope, executor
 from ._health import StoreHealth
 from ._leases import Heartbeat, lease_keeper
 from ._poller import poller
+from ._progress import ProgressWriter
 from ._recorder import OUTCOME_BUFFER, recorder
 from ._scheduler import scheduler
 from ._stats import Counters, PoolStatistics
@@ -111,6 +115,8 @@ class WorkerPool:
     _delivery: HookDelivery = attrs.field(factory=HookDelivery)
     #: why the pool gave up on its store, if it did
     _unavailable: StoreUnavailableError | None = None
+    #: the client's ``enqueue``, for tasks' follow-ups (``current_task().enqueue``)
+    _enqueue: Callable[..., Awaitable[str]] | None = None
 
     @property
     def concurrency(self) -> int:
@@ -201,6 +207,7 @@ class WorkerPool:
             tasks_released=c.released,
             tasks_running=c.running,
             uptime=uptime,
+            tasks_cancelled=c.cancelled,
         )
 
     @property
@@ -277,6 +284,8 @@ class WorkerPool:
         self, task_status: trio.TaskStatus[WorkerPool], heartbeat: Heartbeat
     ) -> None:
         settings = self._settings
+        runs = RunningTasks()
+        progress = ProgressWriter(self._store, self._worker_id)
         runner = TaskRunner(
             store=self._store,
             worker_id=self._worker_id,
@@ -288,10 +297,25 @@ class WorkerPool:
             rand=self._rand,
             hooks=self._delivery,
             tracing=self._tracing,
+            runs=runs,
+            progress=progress,
+            enqueue=self._enqueue,
+            token=trio.lowlevel.current_trio_token(),
         )
         health = StoreHealth(settings.store_failure_timeout)
         async with trio.open_nursery() as supervisor:
             supervisor.start_soon(health.watch, self._give_up)
+            supervisor.start_soon(progress.run)
+            supervisor.start_soon(
+                functools.partial(
+                    cancel_watcher,
+                    runs,
+                    store=self._store,
+                    worker_id=self._worker_id,
+                    lease_duration=settings.lease_duration,
+                    clock=self._clock,
+                )
+            )
             supervisor.start_soon(
                 functools.partial(
                     lease_keeper,
@@ -304,6 +328,7 @@ class WorkerPool:
                     heartbeat=heartbeat,
                     hooks=self._delivery,
                     health=health,
+                    runs=runs,
                 )
             )
             # set once the scheduler has dealt with the slots missed before the start

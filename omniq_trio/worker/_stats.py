@@ -11,8 +11,9 @@ __all__ = ["Counters", "PoolStatistics"]
 class Counters:
     """Running totals of one pool, all on its trio thread (no lock needed).
 
-    The executors (``TaskRunner``) count ``running`` and ``released`` (runs
-    the stop interrupted); the recorder counts ``processed``, ``succeeded``,
+    The executors (``TaskRunner``) count ``running``, ``released`` (runs
+    the stop interrupted) and ``cancelled`` (runs their task's cancel
+    interrupted); the recorder counts ``processed``, ``succeeded``,
     ``failed`` and ``retried`` once the store has taken each outcome.
     """
 
@@ -21,6 +22,7 @@ class Counters:
     failed: int = 0
     retried: int = 0
     released: int = 0
+    cancelled: int = 0
     running: int = 0
     #: ids of the tasks executing now (for the worker registry)
     running_ids: set[str] = attrs.Factory(set)
@@ -45,3 +47,6 @@ class PoolStatistics:
     tasks_running: int
     #: Seconds since the pool started (trio time), 0 before it has.
     uptime: float
+    #: Runs interrupted because their task was cancelled (or was no longer this
+    #: pool's); their outcome was dropped.
+    tasks_cancelled: int = 0

@@ -164,7 +164,7 @@ def test_enqueue_run_and_look(tmp_path: Path, workers: list[Worker]) -> None:
     assert (slow["task"]["status"], slow["result"]["value"]) == ("success", "slept")
 
     rows = listed.splitlines()
-    assert rows[0].split() == ["ID", "STATUS", "RUNS", "CREATED", "FUNC"]
+    assert rows[0].split() == ["ID", "STATUS", "RUNS", "CREATED", "PROGRESS", "FUNC"]
     assert [row.split()[0] for row in rows[1:]] == [add_id, boom_id, slow_id]
     assert [task["id"] for task in json.loads(failed_json)] == [boom_id]
 

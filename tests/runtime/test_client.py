@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import logging
 import math
 from typing import Any
 
@@ -258,6 +259,7 @@ async def test_cancelled_retrying_task_does_not_run_again(
 async def test_cancelling_a_running_task_discards_its_outcome(
     autojump_clock: trio.abc.Clock, omniq: AsyncOmniQ, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="omniq_trio")
     task_id = await omniq.enqueue(rt_sleep, "a", 5.0)
     async with running(omniq) as pool:
         await trio.sleep(1)
@@ -272,7 +274,8 @@ async def test_cancelling_a_running_task_discards_its_outcome(
     result = await omniq.get_result(task_id)
     assert result is not None
     assert (result.status, result.value) == (TaskStatus.CANCELLED, None)
-    assert any("dropped" in r.getMessage() for r in caplog.records)
+    assert pool.statistics().tasks_cancelled == 1
+    assert any("cancelled while it ran" in r.getMessage() for r in caplog.records)
 
 
 async def test_finished_tasks_cannot_be_cancelled(
