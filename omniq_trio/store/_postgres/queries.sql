@@ -50,6 +50,28 @@ SELECT task_id, created FROM {schema}.enqueue_tasks(
     $25::json[], $26::json[], $27::integer[], {channel}, $28::text
 )
 
+-- name: enqueue_keyless
+-- Tasks none of which names a unique key, all or none (a duplicate id
+-- raises): $1..$26 as for enqueue, $27 the payload of the notification.
+-- One INSERT and one notification per statement, without enqueue_tasks: the
+-- key locks and holder lookups of that function cost a keyless enqueue more
+-- than the insert itself. Answers (task id, created) per task, in order
+-- (seq is taken in insertion order, which is the order given).
+WITH created AS (
+    INSERT INTO {schema}.tasks ({task_columns})
+    SELECT {task_columns} FROM unnest(
+        $1::text[], $2::text[], $3::json[], $4::json[], $5::text[], $6::bigint[], $7::float8[],
+        $8::float8[], $9::integer[], $10::float8[], $11::boolean[], $12::integer[],
+        $13::float8[], $14::float8[], $15::float8[], $16::text[], $17::float8[], $18::json[],
+        $19::text[], $20::text[], $21::float8[], $22::float8[], $23::integer[], $24::integer[],
+        $25::json[], $26::json[]
+    ) WITH ORDINALITY AS t ({task_columns}, ord)
+    ORDER BY ord
+    RETURNING id, seq
+),
+notified AS (SELECT pg_notify({channel}, $27::text) FROM created LIMIT 1)
+SELECT c.id, true FROM created c CROSS JOIN notified ORDER BY c.seq
+
 -- name: lock_unique_keys
 -- $1 every unique key the transaction's enqueues name: sent first in a
 -- shared transaction, so that it takes all its key locks before any other
