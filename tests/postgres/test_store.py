@@ -358,6 +358,10 @@ async def test_indexes_keep_claiming_cheap_among_many_finished_tasks(dsn: str, s
             "list_queue": "(0, 'failed', 'other', NULL, NULL, NULL, 51)",
             "list_newest_func": f"({top}, 'failed', NULL, 'g', NULL, NULL, 51)",
             "list_prefix": "(0, 'success', NULL, NULL, 'success12', 'success13', 51)",
+            # live tasks of one queue or function: among the few of their status
+            "list_livequeue": "(0, 'pending', 'other', NULL, NULL, NULL, 51)",
+            "list_newest_livefunc": f"({top}, 'pending', NULL, 'g', NULL, NULL, 51)",
+            "list_liveprefix": "(0, 'pending', NULL, NULL, 'a', 'b', 51)",
         },
         mode="force_custom_plan",
     )
@@ -367,7 +371,7 @@ async def test_indexes_keep_claiming_cheap_among_many_finished_tasks(dsn: str, s
     assert "Backward using tasks_seq_key" in listings["list_newest"]
     for name in ("list_status", "list_queue", "list_newest_func"):
         assert "Sort" not in listings[name], (name, listings[name])
-    assert "tasks_id_prefix" in listings["list_prefix"], listings["list_prefix"]
+    assert "tasks_pkey" in listings["list_prefix"], listings["list_prefix"]
 
     # a backlog of due tasks is read in claim order, not sorted: the only sort
     # merges the few rows each queue gave

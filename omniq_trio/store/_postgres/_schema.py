@@ -139,14 +139,21 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     -- The latest finish of a key, for unique_for.
     CREATE INDEX tasks_unique_finished ON {s}.tasks (unique_key, finished_at)
         WHERE unique_key IS NOT NULL AND status IN ('success', 'failed', 'cancelled');
-    -- Listings page by seq within one status, one queue or one function (per
-    -- status, merged), or look ids up by prefix (byte order, whatever the
-    -- database's collation). Running tasks are few (tasks_running finds
-    -- them): leaving them out spares a claim four index entries per task.
+    -- Listings page by seq within one status (tasks_status_seq), and, among
+    -- finished tasks, within one queue or one function (per status, merged).
+    -- Every index entry is paid for by each enqueue, claim or finish that
+    -- writes the row: running tasks are in none (few, tasks_running finds
+    -- them), and the pending and retrying ones only in tasks_status_seq (a
+    -- listing of those by queue or function reads the live rows of one
+    -- status, which a worker drains). Ids compare in byte order (COLLATE
+    -- "C", whatever the database's collation), so the primary key also
+    -- serves lookups by id prefix.
+    ALTER TABLE {s}.tasks ALTER COLUMN id TYPE text COLLATE "C";
     CREATE INDEX tasks_status_seq ON {s}.tasks (status, seq) WHERE status <> 'running';
-    CREATE INDEX tasks_queue_seq ON {s}.tasks (queue, status, seq) WHERE status <> 'running';
-    CREATE INDEX tasks_func_seq ON {s}.tasks (func, status, seq) WHERE status <> 'running';
-    CREATE INDEX tasks_id_prefix ON {s}.tasks ((id COLLATE "C")) WHERE status <> 'running';
+    CREATE INDEX tasks_queue_seq ON {s}.tasks (queue, status, seq)
+        WHERE status IN ('success', 'failed', 'cancelled');
+    CREATE INDEX tasks_func_seq ON {s}.tasks (func, status, seq)
+        WHERE status IN ('success', 'failed', 'cancelled');
 
     -- One row per queue that is paused or rate-limited (none otherwise).
     CREATE TABLE {s}.queues (

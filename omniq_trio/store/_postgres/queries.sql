@@ -580,15 +580,16 @@ FROM {schema}.tasks WHERE id = $1::text
 -- call (custom_plans before, generic_plans after, in the same transaction).
 -- A listing by queue, function or id prefix (or of several statuses) runs
 -- once per status, and the runs are merged (_views.merge_pages):
--- tasks_queue_seq, tasks_func_seq, tasks_status_seq give one status's tasks
--- in seq order, and they and tasks_id_prefix hold no running task (those
--- are few, and tasks_running finds them), so that a claim adds no entry to
--- them.
+-- tasks_status_seq gives one status's tasks in seq order (running ones
+-- excepted: few, and tasks_running finds them), tasks_queue_seq and
+-- tasks_func_seq those of one finished status (pending and retrying tasks
+-- of one queue or function are read among those of their status), so that
+-- a claim adds no entry to them and an enqueue one (see migration 3).
 -- $1 the seq after which (before which, newest first) the page starts, $2
 -- status, $3 queue, $4 func, $5 id prefix, $6 the least string above every
 -- id with that prefix (NULL: any), $7 the page's length; NULL: any. Ids are
--- compared in byte order (COLLATE "C", as tasks_id_prefix keeps them),
--- whatever the database's collation. Answers the task columns and seq.
+-- compared in byte order (the column's COLLATE "C", as its primary key keeps
+-- them), whatever the database's collation. Answers the task columns and seq.
 
 -- name: custom_plans
 SET plan_cache_mode = force_custom_plan
