@@ -36,6 +36,20 @@ error, queue, unique_key, unique_for, scheduled_at, lost_runs, max_lost_runs, pr
 headers
 
 
+-- fragment: count_moves
+-- Counts by queue and status are kept as changes appended to
+-- task_count_changes (migration 3): inserts and deletes by a trigger, and
+-- status changes by the statement that makes them, here for running tasks
+-- that `moved` (its RETURNING gives queue and the new status) took elsewhere.
+-- One INSERT in the statement costs less than a trigger over its
+-- transition tables, and renewals and progress append nothing.
+counted AS (
+    INSERT INTO {schema}.task_count_changes (queue, status, delta)
+    SELECT queue, status, count(*) FROM moved GROUP BY queue, status
+    UNION ALL
+    SELECT queue, 'running', -count(*) FROM moved GROUP BY queue
+)
+
 -- ================================================================ producing
 
 -- name: enqueue
@@ -133,15 +147,17 @@ WHERE t.id = $1::text
 -- transaction (those it does not take stay pending). Finished rows,
 -- however many, are in no index a claim reads.
 WITH RECURSIVE
--- without named queues: those with claimable tasks, one index descent each
+-- without named queues: those with claimable tasks, one descent each of
+-- tasks_queue_claim (the order named is its own: no listing index that
+-- also holds finished tasks can serve it)
 present (name) AS (
     (SELECT queue FROM {schema}.tasks
         WHERE status IN ('pending', 'retrying') AND $5::text[] IS NULL
-        ORDER BY queue LIMIT 1)
+        ORDER BY queue, priority DESC, eta, queue_seq LIMIT 1)
     UNION ALL
     SELECT (SELECT queue FROM {schema}.tasks
             WHERE status IN ('pending', 'retrying') AND queue > present.name
-            ORDER BY queue LIMIT 1)
+            ORDER BY queue, priority DESC, eta, queue_seq LIMIT 1)
     FROM present WHERE present.name IS NOT NULL
 ),
 wanted (name, budget) AS (
@@ -169,7 +185,7 @@ allowed AS (
 ),
 picked AS (
     SELECT t.* FROM allowed a CROSS JOIN LATERAL (
-        SELECT seq, queue, priority, eta, queue_seq FROM {schema}.tasks
+        SELECT seq, queue, status, priority, eta, queue_seq FROM {schema}.tasks
         WHERE queue = a.name AND status IN ('pending', 'retrying') AND eta <= $1::float8
         ORDER BY priority DESC, eta, queue_seq
         LIMIT a.budget
@@ -178,7 +194,15 @@ picked AS (
     WHERE a.budget > 0
 ),
 chosen AS (
-    SELECT seq, queue FROM picked ORDER BY priority DESC, eta, queue_seq LIMIT $2::integer
+    SELECT seq, queue, status FROM picked ORDER BY priority DESC, eta, queue_seq
+    LIMIT $2::integer
+),
+-- every row chosen is locked, so every one is updated below
+counted AS (
+    INSERT INTO {schema}.task_count_changes (queue, status, delta)
+    SELECT queue, status, -count(*) FROM chosen GROUP BY queue, status
+    UNION ALL
+    SELECT queue, 'running', count(*) FROM chosen GROUP BY queue
 ),
 started AS (
     UPDATE {schema}.queues q SET
@@ -209,12 +233,13 @@ WITH outcome AS (
     ) WITH ORDINALITY AS o (id, worker_id, value, error, at, retry_at, next_eta, ord)
 ),
 held AS (
-    SELECT t.seq, o.* FROM outcome o CROSS JOIN LATERAL (
-        SELECT seq, status, worker_id FROM {schema}.tasks WHERE id = o.id FOR UPDATE OFFSET 0
+    SELECT t.seq, t.queue, o.* FROM outcome o CROSS JOIN LATERAL (
+        SELECT seq, queue, status, worker_id FROM {schema}.tasks
+        WHERE id = o.id FOR UPDATE OFFSET 0
     ) t
     WHERE t.status = 'running' AND t.worker_id = o.worker_id
 ),
-done AS (
+moved AS (
     UPDATE {schema}.tasks t SET
         status = CASE
             WHEN h.retry_at IS NOT NULL THEN 'retrying'
@@ -244,7 +269,7 @@ done AS (
             THEN t.result_finished_at ELSE h.at END
     FROM held h
     WHERE t.seq = ANY (ARRAY(SELECT seq FROM held)) AND t.seq = h.seq
-    RETURNING h.ord, CASE
+    RETURNING h.ord, h.queue, t.status, CASE
         WHEN coalesce(h.retry_at, h.next_eta) IS NOT NULL OR (h.retry_at IS NULL AND t.awaited)
         THEN pg_notify(
             {channel},
@@ -252,8 +277,9 @@ done AS (
             || CASE WHEN h.retry_at IS NULL AND t.awaited THEN 'f' ELSE '' END || ':{token}'
         )
     END
-)
-SELECT ord FROM done
+),
+{count_moves}
+SELECT ord FROM moved
 
 -- name: release
 -- $1 ids, $2 worker_id: those it still holds are PENDING again, queued in
@@ -272,8 +298,9 @@ moved AS (
         status = 'pending', worker_id = NULL, lease_until = NULL, queue_seq = n.q
     FROM numbered n
     WHERE t.seq = ANY (ARRAY(SELECT seq FROM numbered)) AND t.seq = n.seq
-    RETURNING t.id, n.q
-)
+    RETURNING t.id, n.q, t.queue, t.status
+),
+{count_moves}
 SELECT id, pg_notify({channel}, 'w:{token}') FROM moved ORDER BY q
 
 -- name: release_claim
@@ -290,8 +317,9 @@ moved AS (
         status = 'pending', worker_id = NULL, lease_until = NULL, queue_seq = n.q
     FROM numbered n
     WHERE t.seq = ANY (ARRAY(SELECT seq FROM numbered)) AND t.seq = n.seq
-    RETURNING t.id, n.q
-)
+    RETURNING t.id, n.q, t.queue, t.status
+),
+{count_moves}
 SELECT id, pg_notify({channel}, 'w:{token}') FROM moved ORDER BY q
 
 -- name: renew
@@ -357,13 +385,14 @@ moved AS (
             THEN t.result_finished_at ELSE $5::float8 END
     FROM numbered n
     WHERE t.seq = ANY (ARRAY(SELECT seq FROM numbered)) AND t.seq = n.seq
-    RETURNING t.id, n.ord, n.error IS NOT NULL AS failed, CASE
+    RETURNING t.id, n.ord, n.error IS NOT NULL AS failed, t.queue, t.status, CASE
         WHEN n.error IS NULL OR t.awaited THEN pg_notify(
             {channel},
             CASE WHEN n.error IS NULL THEN 'w' ELSE 'f' END || ':{token}'
         )
     END
-)
+),
+{count_moves}
 SELECT id, failed FROM moved ORDER BY ord
 
 -- name: purge
@@ -438,11 +467,11 @@ WITH RECURSIVE
 present (name) AS (
     (SELECT queue FROM {schema}.tasks
         WHERE status IN ('pending', 'retrying') AND $1::text[] IS NULL
-        ORDER BY queue LIMIT 1)
+        ORDER BY queue, priority DESC, eta, queue_seq LIMIT 1)
     UNION ALL
     SELECT (SELECT queue FROM {schema}.tasks
             WHERE status IN ('pending', 'retrying') AND queue > present.name
-            ORDER BY queue LIMIT 1)
+            ORDER BY queue, priority DESC, eta, queue_seq LIMIT 1)
     FROM present WHERE present.name IS NOT NULL
 ),
 wanted (name) AS (
