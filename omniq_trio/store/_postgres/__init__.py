@@ -41,10 +41,11 @@ Unique keys
     them.
 
 Counts
-    ``stats`` and ``list_queues`` count nothing: a trigger per statement
-    appends each statement's net changes by queue and status to a table of
-    changes (appending takes no lock anyone waits for), and purges fold them
-    into the counts from time to time.
+    ``stats`` and ``list_queues`` count nothing: each statement appends its
+    net changes by queue and status to a table of changes (appending takes
+    no lock anyone waits for): inserts and deletes through a trigger per
+    statement, status changes in the statement that makes them. Purges fold
+    them into the counts from time to time.
 
 Transactional enqueue
     ``PostgresStore.enqueue_statement(tasks)`` is the enqueue as one

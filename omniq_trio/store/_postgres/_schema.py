@@ -139,14 +139,21 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     -- The latest finish of a key, for unique_for.
     CREATE INDEX tasks_unique_finished ON {s}.tasks (unique_key, finished_at)
         WHERE unique_key IS NOT NULL AND status IN ('success', 'failed', 'cancelled');
-    -- Listings page by seq within one status, one queue or one function (per
-    -- status, merged), or look ids up by prefix (byte order, whatever the
-    -- database's collation). Running tasks are few (tasks_running finds
-    -- them): leaving them out spares a claim four index entries per task.
+    -- Listings page by seq within one status (tasks_status_seq), and, among
+    -- finished tasks, within one queue or one function (per status, merged).
+    -- Every index entry is paid for by each enqueue, claim or finish that
+    -- writes the row: running tasks are in none (few, tasks_running finds
+    -- them), and the pending and retrying ones only in tasks_status_seq (a
+    -- listing of those by queue or function reads the live rows of one
+    -- status, which a worker drains). Ids compare in byte order (COLLATE
+    -- "C", whatever the database's collation), so the primary key also
+    -- serves lookups by id prefix.
+    ALTER TABLE {s}.tasks ALTER COLUMN id TYPE text COLLATE "C";
     CREATE INDEX tasks_status_seq ON {s}.tasks (status, seq) WHERE status <> 'running';
-    CREATE INDEX tasks_queue_seq ON {s}.tasks (queue, status, seq) WHERE status <> 'running';
-    CREATE INDEX tasks_func_seq ON {s}.tasks (func, status, seq) WHERE status <> 'running';
-    CREATE INDEX tasks_id_prefix ON {s}.tasks ((id COLLATE "C")) WHERE status <> 'running';
+    CREATE INDEX tasks_queue_seq ON {s}.tasks (queue, status, seq)
+        WHERE status IN ('success', 'failed', 'cancelled');
+    CREATE INDEX tasks_func_seq ON {s}.tasks (func, status, seq)
+        WHERE status IN ('success', 'failed', 'cancelled');
 
     -- One row per queue that is paused or rate-limited (none otherwise).
     CREATE TABLE {s}.queues (
@@ -190,9 +197,14 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     );
 
     -- Counts by queue and status, without counting rows: every statement
-    -- that adds, changes or deletes tasks appends its net changes to
-    -- task_count_changes (a trigger per statement, over its transition
-    -- tables). Appending takes no lock that another transaction waits for,
+    -- that adds, changes the status of or deletes tasks appends its net
+    -- changes to task_count_changes: inserts and deletes through a trigger
+    -- per statement, over its transition tables (whoever writes them, a
+    -- caller's transaction too); status changes in the statement that makes
+    -- them (queries.sql, count_moves; cancel_task and retry_task below),
+    -- which costs a claim or a finish a fraction of what a trigger did and
+    -- spares renewals and progress (a status changed by hand is not
+    -- counted). Appending takes no lock that another transaction waits for,
     -- so concurrent claims and records never queue behind a counter row;
     -- the changes are folded into task_counts from time to time (purge,
     -- stats). A count is task_counts plus the changes not folded yet.
@@ -226,29 +238,12 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         RETURN NULL;
     END
     $fn$;
-    CREATE FUNCTION {s}.count_updated() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
-    BEGIN
-        -- renewals, progress and the like change no status: nothing to append
-        INSERT INTO {s}.task_count_changes (queue, status, delta)
-        SELECT queue, status, sum(delta) FROM (
-            SELECT queue, status, 1 AS delta FROM new_rows
-            UNION ALL
-            SELECT queue, status, -1 FROM old_rows
-        ) c
-        GROUP BY queue, status HAVING sum(delta) <> 0;
-        RETURN NULL;
-    END
-    $fn$;
     CREATE TRIGGER tasks_count_inserted AFTER INSERT ON {s}.tasks
         REFERENCING NEW TABLE AS new_rows
         FOR EACH STATEMENT EXECUTE FUNCTION {s}.count_inserted();
     CREATE TRIGGER tasks_count_deleted AFTER DELETE ON {s}.tasks
         REFERENCING OLD TABLE AS old_rows
         FOR EACH STATEMENT EXECUTE FUNCTION {s}.count_deleted();
-    CREATE TRIGGER tasks_count_updated AFTER UPDATE ON {s}.tasks
-        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-        FOR EACH STATEMENT EXECUTE FUNCTION {s}.count_updated();
 
     -- Enqueues of one unique key wait for each other: a transaction-level
     -- advisory lock per key (by its hash; keys sharing a hash merely wait),
@@ -412,7 +407,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     RETURNS SETOF text
     LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $fn$
-        UPDATE {s}.tasks t SET
+        WITH moved AS (UPDATE {s}.tasks t SET
             status = 'pending', eta = p_at, scheduled_at = p_at, attempts = 0, lost_runs = 0,
             finished_at = NULL, queue_seq = nextval('{s}.queue_seq'), result_status = NULL,
             result_value = NULL, result_error = NULL, result_attempts = NULL,
@@ -426,7 +421,40 @@ MIGRATIONS: Final[tuple[str, ...]] = (
                 WHERE old.unique_key IS NOT NULL AND h.unique_key = old.unique_key
                     AND h.status IN ('pending', 'running', 'retrying')
             )
-        RETURNING t.id
+        RETURNING t.id, t.queue
+        ),
+        counted AS (
+            INSERT INTO {s}.task_count_changes (queue, status, delta)
+            SELECT queue, 'pending', 1 FROM moved
+            UNION ALL
+            SELECT queue, 'failed', -1 FROM moved
+        )
+        SELECT id FROM moved
+    $fn$;
+    -- cancel_task (migration 2), appending its count changes.
+    CREATE OR REPLACE FUNCTION {s}.cancel_task(p_id text, p_at double precision)
+    RETURNS TABLE (previous text, awaited boolean)
+    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $fn$
+        WITH moved AS (
+            UPDATE {s}.tasks t SET
+                status = 'cancelled', finished_at = p_at, worker_id = NULL,
+                lease_until = NULL, result_status = 'cancelled', result_value = NULL,
+                result_error = NULL, result_attempts = t.attempts,
+                result_started_at = t.started_at, result_finished_at = p_at
+            FROM (
+                SELECT seq, status FROM {s}.tasks WHERE id = p_id FOR UPDATE OFFSET 0
+            ) old
+            WHERE t.seq = old.seq AND old.status IN ('pending', 'retrying', 'running')
+            RETURNING old.status AS previous, t.awaited, t.queue
+        ),
+        counted AS (
+            INSERT INTO {s}.task_count_changes (queue, status, delta)
+            SELECT queue, previous, -1 FROM moved
+            UNION ALL
+            SELECT queue, 'cancelled', 1 FROM moved
+        )
+        SELECT previous, awaited FROM moved
     $fn$;
     """,
 )

@@ -130,9 +130,8 @@ class PostgresStore(ConnectedStore):
         if not tasks:
             await self._nothing_to_do()
             return []
-        rows = await self._enqueue_rows(
-            self._sql.enqueue, [*enqueue_params(tasks), self._payload("w")], tasks
-        )
+        statement, params = self._enqueue_call(tasks, self._payload("w"))
+        rows = await self._enqueue_rows(statement, params, tasks)
         answers = [Enqueued(task_id, created) for task_id, created in rows]
         if any(answer.created for answer in answers):
             self._notify_changes(ENQUEUE_CHANGES)
@@ -148,8 +147,16 @@ class PostgresStore(ConnectedStore):
         the caller commits. No I/O; callable from any thread.
         """
         check_new_tasks(tasks)
-        params = [*enqueue_params(tasks), self._payload("w", mine=False)]
-        return EnqueueStatement(psycopg_sql(self._sql.enqueue.sql.decode()), params)
+        statement, params = self._enqueue_call(tasks, self._payload("w", mine=False))
+        return EnqueueStatement(psycopg_sql(statement.sql.decode()), params)
+
+    def _enqueue_call(self, tasks: Sequence[Task], payload: str) -> tuple[Statement, list[Param]]:
+        """The statement that enqueues ``tasks`` and its parameters: a plain insert
+        unless a task names a unique key."""
+        *columns, firsts = enqueue_params(tasks)
+        if all(task.unique_key is None for task in tasks):
+            return self._sql.enqueue_keyless, [*columns, payload]
+        return self._sql.enqueue, [*columns, firsts, payload]
 
     async def fire_schedule(self, name: str, *, slot: float, task: Task) -> Enqueued | None:
         check_new_tasks([task])

@@ -36,6 +36,20 @@ error, queue, unique_key, unique_for, scheduled_at, lost_runs, max_lost_runs, pr
 headers
 
 
+-- fragment: count_moves
+-- Counts by queue and status are kept as changes appended to
+-- task_count_changes (migration 3): inserts and deletes by a trigger, and
+-- status changes by the statement that makes them, here for running tasks
+-- that `moved` (its RETURNING gives queue and the new status) took elsewhere.
+-- One INSERT in the statement costs less than a trigger over its
+-- transition tables, and renewals and progress append nothing.
+counted AS (
+    INSERT INTO {schema}.task_count_changes (queue, status, delta)
+    SELECT queue, status, count(*) FROM moved GROUP BY queue, status
+    UNION ALL
+    SELECT queue, 'running', -count(*) FROM moved GROUP BY queue
+)
+
 -- ================================================================ producing
 
 -- name: enqueue
@@ -49,6 +63,28 @@ SELECT task_id, created FROM {schema}.enqueue_tasks(
     $19::text[], $20::text[], $21::float8[], $22::float8[], $23::integer[], $24::integer[],
     $25::json[], $26::json[], $27::integer[], {channel}, $28::text
 )
+
+-- name: enqueue_keyless
+-- Tasks none of which names a unique key, all or none (a duplicate id
+-- raises): $1..$26 as for enqueue, $27 the payload of the notification.
+-- One INSERT and one notification per statement, without enqueue_tasks: the
+-- key locks and holder lookups of that function cost a keyless enqueue more
+-- than the insert itself. Answers (task id, created) per task, in order
+-- (seq is taken in insertion order, which is the order given).
+WITH created AS (
+    INSERT INTO {schema}.tasks ({task_columns})
+    SELECT {task_columns} FROM unnest(
+        $1::text[], $2::text[], $3::json[], $4::json[], $5::text[], $6::bigint[], $7::float8[],
+        $8::float8[], $9::integer[], $10::float8[], $11::boolean[], $12::integer[],
+        $13::float8[], $14::float8[], $15::float8[], $16::text[], $17::float8[], $18::json[],
+        $19::text[], $20::text[], $21::float8[], $22::float8[], $23::integer[], $24::integer[],
+        $25::json[], $26::json[]
+    ) WITH ORDINALITY AS t ({task_columns}, ord)
+    ORDER BY ord
+    RETURNING id, seq
+),
+notified AS (SELECT pg_notify({channel}, $27::text) FROM created LIMIT 1)
+SELECT c.id, true FROM created c CROSS JOIN notified ORDER BY c.seq
 
 -- name: lock_unique_keys
 -- $1 every unique key the transaction's enqueues name: sent first in a
@@ -111,15 +147,17 @@ WHERE t.id = $1::text
 -- transaction (those it does not take stay pending). Finished rows,
 -- however many, are in no index a claim reads.
 WITH RECURSIVE
--- without named queues: those with claimable tasks, one index descent each
+-- without named queues: those with claimable tasks, one descent each of
+-- tasks_queue_claim (the order named is its own: no listing index that
+-- also holds finished tasks can serve it)
 present (name) AS (
     (SELECT queue FROM {schema}.tasks
         WHERE status IN ('pending', 'retrying') AND $5::text[] IS NULL
-        ORDER BY queue LIMIT 1)
+        ORDER BY queue, priority DESC, eta, queue_seq LIMIT 1)
     UNION ALL
     SELECT (SELECT queue FROM {schema}.tasks
             WHERE status IN ('pending', 'retrying') AND queue > present.name
-            ORDER BY queue LIMIT 1)
+            ORDER BY queue, priority DESC, eta, queue_seq LIMIT 1)
     FROM present WHERE present.name IS NOT NULL
 ),
 wanted (name, budget) AS (
@@ -147,7 +185,7 @@ allowed AS (
 ),
 picked AS (
     SELECT t.* FROM allowed a CROSS JOIN LATERAL (
-        SELECT seq, queue, priority, eta, queue_seq FROM {schema}.tasks
+        SELECT seq, queue, status, priority, eta, queue_seq FROM {schema}.tasks
         WHERE queue = a.name AND status IN ('pending', 'retrying') AND eta <= $1::float8
         ORDER BY priority DESC, eta, queue_seq
         LIMIT a.budget
@@ -156,7 +194,15 @@ picked AS (
     WHERE a.budget > 0
 ),
 chosen AS (
-    SELECT seq, queue FROM picked ORDER BY priority DESC, eta, queue_seq LIMIT $2::integer
+    SELECT seq, queue, status FROM picked ORDER BY priority DESC, eta, queue_seq
+    LIMIT $2::integer
+),
+-- every row chosen is locked, so every one is updated below
+counted AS (
+    INSERT INTO {schema}.task_count_changes (queue, status, delta)
+    SELECT queue, status, -count(*) FROM chosen GROUP BY queue, status
+    UNION ALL
+    SELECT queue, 'running', count(*) FROM chosen GROUP BY queue
 ),
 started AS (
     UPDATE {schema}.queues q SET
@@ -187,12 +233,13 @@ WITH outcome AS (
     ) WITH ORDINALITY AS o (id, worker_id, value, error, at, retry_at, next_eta, ord)
 ),
 held AS (
-    SELECT t.seq, o.* FROM outcome o CROSS JOIN LATERAL (
-        SELECT seq, status, worker_id FROM {schema}.tasks WHERE id = o.id FOR UPDATE OFFSET 0
+    SELECT t.seq, t.queue, o.* FROM outcome o CROSS JOIN LATERAL (
+        SELECT seq, queue, status, worker_id FROM {schema}.tasks
+        WHERE id = o.id FOR UPDATE OFFSET 0
     ) t
     WHERE t.status = 'running' AND t.worker_id = o.worker_id
 ),
-done AS (
+moved AS (
     UPDATE {schema}.tasks t SET
         status = CASE
             WHEN h.retry_at IS NOT NULL THEN 'retrying'
@@ -222,7 +269,7 @@ done AS (
             THEN t.result_finished_at ELSE h.at END
     FROM held h
     WHERE t.seq = ANY (ARRAY(SELECT seq FROM held)) AND t.seq = h.seq
-    RETURNING h.ord, CASE
+    RETURNING h.ord, h.queue, t.status, CASE
         WHEN coalesce(h.retry_at, h.next_eta) IS NOT NULL OR (h.retry_at IS NULL AND t.awaited)
         THEN pg_notify(
             {channel},
@@ -230,8 +277,9 @@ done AS (
             || CASE WHEN h.retry_at IS NULL AND t.awaited THEN 'f' ELSE '' END || ':{token}'
         )
     END
-)
-SELECT ord FROM done
+),
+{count_moves}
+SELECT ord FROM moved
 
 -- name: release
 -- $1 ids, $2 worker_id: those it still holds are PENDING again, queued in
@@ -250,8 +298,9 @@ moved AS (
         status = 'pending', worker_id = NULL, lease_until = NULL, queue_seq = n.q
     FROM numbered n
     WHERE t.seq = ANY (ARRAY(SELECT seq FROM numbered)) AND t.seq = n.seq
-    RETURNING t.id, n.q
-)
+    RETURNING t.id, n.q, t.queue, t.status
+),
+{count_moves}
 SELECT id, pg_notify({channel}, 'w:{token}') FROM moved ORDER BY q
 
 -- name: release_claim
@@ -268,8 +317,9 @@ moved AS (
         status = 'pending', worker_id = NULL, lease_until = NULL, queue_seq = n.q
     FROM numbered n
     WHERE t.seq = ANY (ARRAY(SELECT seq FROM numbered)) AND t.seq = n.seq
-    RETURNING t.id, n.q
-)
+    RETURNING t.id, n.q, t.queue, t.status
+),
+{count_moves}
 SELECT id, pg_notify({channel}, 'w:{token}') FROM moved ORDER BY q
 
 -- name: renew
@@ -335,13 +385,14 @@ moved AS (
             THEN t.result_finished_at ELSE $5::float8 END
     FROM numbered n
     WHERE t.seq = ANY (ARRAY(SELECT seq FROM numbered)) AND t.seq = n.seq
-    RETURNING t.id, n.ord, n.error IS NOT NULL AS failed, CASE
+    RETURNING t.id, n.ord, n.error IS NOT NULL AS failed, t.queue, t.status, CASE
         WHEN n.error IS NULL OR t.awaited THEN pg_notify(
             {channel},
             CASE WHEN n.error IS NULL THEN 'w' ELSE 'f' END || ':{token}'
         )
     END
-)
+),
+{count_moves}
 SELECT id, failed FROM moved ORDER BY ord
 
 -- name: purge
@@ -416,11 +467,11 @@ WITH RECURSIVE
 present (name) AS (
     (SELECT queue FROM {schema}.tasks
         WHERE status IN ('pending', 'retrying') AND $1::text[] IS NULL
-        ORDER BY queue LIMIT 1)
+        ORDER BY queue, priority DESC, eta, queue_seq LIMIT 1)
     UNION ALL
     SELECT (SELECT queue FROM {schema}.tasks
             WHERE status IN ('pending', 'retrying') AND queue > present.name
-            ORDER BY queue LIMIT 1)
+            ORDER BY queue, priority DESC, eta, queue_seq LIMIT 1)
     FROM present WHERE present.name IS NOT NULL
 ),
 wanted (name) AS (
@@ -558,15 +609,16 @@ FROM {schema}.tasks WHERE id = $1::text
 -- call (custom_plans before, generic_plans after, in the same transaction).
 -- A listing by queue, function or id prefix (or of several statuses) runs
 -- once per status, and the runs are merged (_views.merge_pages):
--- tasks_queue_seq, tasks_func_seq, tasks_status_seq give one status's tasks
--- in seq order, and they and tasks_id_prefix hold no running task (those
--- are few, and tasks_running finds them), so that a claim adds no entry to
--- them.
+-- tasks_status_seq gives one status's tasks in seq order (running ones
+-- excepted: few, and tasks_running finds them), tasks_queue_seq and
+-- tasks_func_seq those of one finished status (pending and retrying tasks
+-- of one queue or function are read among those of their status), so that
+-- a claim adds no entry to them and an enqueue one (see migration 3).
 -- $1 the seq after which (before which, newest first) the page starts, $2
 -- status, $3 queue, $4 func, $5 id prefix, $6 the least string above every
 -- id with that prefix (NULL: any), $7 the page's length; NULL: any. Ids are
--- compared in byte order (COLLATE "C", as tasks_id_prefix keeps them),
--- whatever the database's collation. Answers the task columns and seq.
+-- compared in byte order (the column's COLLATE "C", as its primary key keeps
+-- them), whatever the database's collation. Answers the task columns and seq.
 
 -- name: custom_plans
 SET plan_cache_mode = force_custom_plan
