@@ -9,7 +9,6 @@ reopens the journal from disk.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -136,7 +135,8 @@ class Durability:
         if segment == self._segment_number and self._segment_fd >= 0:
             fileio.lock(self._lock_fd, exclusive=True)
             try:
-                if os.fstat(self._segment_fd).st_size == end:
+                # nothing follows them (the file ends there, or a preallocated tail)
+                if not fileio.has_data_at(self._segment_fd, end):
                     fileio.truncate(self._segment_fd, start)
                     fileio.durable_sync(self._segment_fd)
                     log.warning(
