@@ -1,4 +1,5 @@
-"""Preallocated segments: the zeros after the frames are "no more frames", never damage.
+"""Preallocated segments: the zeros after the frames are "no more frames", never damage;
+and where the durable sync runs.
 
 A store grows its segment in chunks of zeros ahead of its writes. Copying the
 directory while a store has it open gives what a crash (SIGKILL) leaves: a
@@ -11,10 +12,13 @@ import errno
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
+import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +26,7 @@ from omniq_trio.errors import JournalCorruptError
 from omniq_trio.models import TaskStatus
 from omniq_trio.store import JournalStore, Outcome, repair_journal
 from omniq_trio.store._journal import _fileio, _files, _store
+from omniq_trio.store._journal._durability import INLINE_SYNC_MAX
 from omniq_trio.store._journal._frames import encode_batch, scan
 from omniq_trio.testing import T0, make_task
 
@@ -274,3 +279,38 @@ async def test_a_failed_preallocation_does_not_fail_the_commit(tmp_path: Path) -
             assert faults.calls["allocate"] == 2
     async with JournalStore(tmp_path) as store:
         assert await ids(store) == [first.id, second.id]
+
+
+# ------------------------------------------------------ where the sync runs
+
+
+async def test_the_sync_runs_on_the_loop_only_while_syncs_are_fast_and_nothing_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hops: list[object] = []
+    real = trio.to_thread.run_sync
+
+    async def counted(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        hops.append(fn)
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(trio.to_thread, "run_sync", counted)
+    monkeypatch.setattr(_fileio, "durable_sync", lambda fd: None)  # always fast
+    async with JournalStore(tmp_path) as store:
+        hops.clear()
+        await store.enqueue([make_task()])
+        assert hops == []  # alone: synced on the loop
+        store._sync_took = INLINE_SYNC_MAX * 2  # the last sync was slow
+        await store.enqueue([make_task()])
+        assert hops == [store._timed_sync]
+        await store.enqueue([make_task()])  # the one in the thread was fast again
+        assert hops == [store._timed_sync]
+
+        async def busy() -> None:
+            for _ in range(50):
+                await trio.lowlevel.checkpoint()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(busy)
+            await store.enqueue([make_task()])  # another task is ready to run
+        assert hops == [store._timed_sync] * 2

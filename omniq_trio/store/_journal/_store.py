@@ -158,6 +158,7 @@ class JournalStore(Durability, IndexedStore):
         self._sync_done = None
         self._sync_scheduled = False
         self._last_sync = -float("inf")
+        self._sync_took = 0.0
         # Serialises file I/O and index catch-up in this process. flock alone
         # cannot: a shared lock taken on the same descriptor would silently
         # downgrade an exclusive one held by a concurrent commit.
