@@ -116,6 +116,9 @@ def test_acknowledged_enqueues_survive_sigkill(tmp_path: Path) -> None:
         producer = child("produce", str(tmp_path), str(tmp_path / "runs"), "8", "1000000")
         acked += kill_after(producer, rng.uniform(0.0, 1.0))
     assert acked, "the producers acknowledged nothing before they were killed"
+    if hasattr(os, "posix_fallocate"):  # killed, so nobody trimmed the preallocated zeros
+        (number,) = _files.list_segments(tmp_path)
+        assert _files.segment_path(tmp_path, number).read_bytes().endswith(bytes(64))
     stored = read_store(tmp_path)
     missing = set(acked) - set(stored)
     assert not missing, f"{len(missing)} acknowledged tasks lost (seed {SEED})"

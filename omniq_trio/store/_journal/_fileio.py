@@ -41,6 +41,9 @@ __all__ = [
     "full_sync",
     "lock",
     "pread",
+    "preallocate",
+    "pwrite_all",
+    "read_frames",
     "read_from",
     "truncate",
     "try_lock",
@@ -53,9 +56,18 @@ PLATFORM: str = sys.platform
 #: The ``fcntl`` module, ``None`` where there is none (tests change it).
 fcntl: ModuleType | None = _fcntl
 
-Operation = Literal["write", "sync", "read"]
+Operation = Literal["write", "sync", "read", "allocate"]
 #: Bytes read per ``pread`` call when reading to the end of a file.
 _READ_CHUNK: Final = 1 << 24
+#: Bytes of the first ``pread`` of :func:`read_frames`: what a few commits append.
+_FIRST_READ: Final = 1 << 14
+#: Eight zero bytes never occur inside frames (see ``_frames.py``): where a read
+#: ends with them, the frames have ended (the rest is a preallocated tail).
+ZERO_RUN: Final = bytes(8)
+#: ``posix_fallocate`` errors that mean "not here" (the file system cannot).
+_CANNOT_ALLOCATE: Final = frozenset(
+    {errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS, errno.ENODEV}
+)
 
 
 @attrs.define
@@ -74,7 +86,9 @@ class Faults:
 
     _planned: list[_Fault] = attrs.field(factory=list)
     #: calls made so far, per operation (counted whether or not they failed)
-    calls: dict[str, int] = attrs.field(factory=lambda: {"write": 0, "sync": 0, "read": 0})
+    calls: dict[str, int] = attrs.field(
+        factory=lambda: {"write": 0, "sync": 0, "read": 0, "allocate": 0}
+    )
 
     def fail(
         self,
@@ -170,6 +184,34 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[written:]
 
 
+def pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+    """Write ``data`` at ``offset`` (over a preallocated tail, or past the end)."""
+    view = memoryview(data)
+    while view:
+        faults.check("write")
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
+def preallocate(fd: int, offset: int, length: int) -> bool:
+    """Reserve the file's blocks from ``offset`` for ``length`` bytes (they read as
+    zeros; the file grows to cover them), so that writing there later changes
+    neither the file's size nor its block map, and a durable sync after the
+    write has no size change to flush. ``False`` (nothing done) where the
+    platform or the file system cannot; other errors (``ENOSPC``) are raised."""
+    allocate = getattr(os, "posix_fallocate", None)  # none on macOS
+    if allocate is None:
+        return False
+    faults.check("allocate")
+    try:
+        allocate(fd, offset, length)
+    except OSError as exc:
+        if exc.errno in _CANNOT_ALLOCATE:
+            return False
+        raise
+    return True
+
+
 def pread(fd: int, size: int, offset: int) -> bytes:
     """Up to ``size`` bytes at ``offset`` (fewer at the end of the file)."""
     faults.check("read")
@@ -187,6 +229,28 @@ def read_from(fd: int, offset: int, end: int | None = None) -> bytes:
         chunks.append(chunk)
         offset += len(chunk)
     return b"".join(chunks)
+
+
+def read_frames(fd: int, offset: int) -> bytes:
+    """The file's bytes from ``offset`` to its end, or to a little past the point where
+    the frames end (a read that ends in :data:`ZERO_RUN`): what others appended,
+    without reading all of a preallocated tail."""
+    chunks = []
+    size = _FIRST_READ
+    while True:
+        chunk = pread(fd, size, offset)
+        if chunk:
+            chunks.append(chunk)
+            offset += len(chunk)
+        if len(chunk) < size or chunk.endswith(ZERO_RUN):
+            return b"".join(chunks)
+        size = min(size * 2, _READ_CHUNK)
+
+
+def has_data_at(fd: int, offset: int) -> bool:
+    """Whether anything but zeros (a preallocated tail) or the end of the file is at
+    ``offset``: a frame header, whole or in part."""
+    return any(pread(fd, len(ZERO_RUN), offset))
 
 
 def read_into(fd: int, buffer: memoryview, offset: int) -> None:

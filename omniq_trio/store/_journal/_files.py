@@ -86,8 +86,10 @@ def open_lock(base_dir: Path, name: str = LOCK_NAME) -> int:
 
 
 def open_segment(path: Path, *, create: bool = False) -> int:
-    # O_APPEND: every write lands at the end, wherever pread left off
-    flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | (os.O_CREAT | os.O_EXCL if create else 0)
+    """A segment's descriptor. Not ``O_APPEND``: the store writes at the end of the
+    frames (``pwrite``), which is before the end of the file once it is preallocated;
+    a segment being created is written in order (``pread`` moves no file position)."""
+    flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT | os.O_EXCL if create else 0)
     return os.open(path, flags, FILE_MODE)
 
 

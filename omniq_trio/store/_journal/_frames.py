@@ -28,11 +28,19 @@ every frame header does (the top byte of its length, as frames stay under
 16 MiB). The search for a later valid frame therefore only stops at real
 headers, and is fast. The end of the data is where the frames end, not the
 file's size.
+
+**Preallocated tails.** The store grows the segment in chunks of zeros
+(``posix_fallocate``) ahead of its writes, so that a durable sync has no
+change of file size to flush. Zeros from a frame boundary to the end of what
+was read are "no more frames": a clean end, neither torn nor damaged. No run
+of eight zero bytes occurs inside frames (a header holds at most seven, and
+payloads none), so a read can stop where one starts (``read_frames``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import struct
 import zlib
 from typing import Final
@@ -69,6 +77,7 @@ MAX_EVENT: Final = _MAX_LENGTH - 1
 _MORE: Final = ord("+")
 _LAST: Final = b"."
 _LENGTH_BITS: Final = 24
+_NONZERO: Final = re.compile(rb"[^\x00]")
 
 
 def new_header() -> tuple[bytes, bytes]:
@@ -213,7 +222,19 @@ def _next_valid_frame(data: bytes, pos: int) -> int | None:
         if _frame_at(data, candidate)[0] > 0:
             return candidate
         search = zero + 1
+        if candidate >= pos and not any(memoryview(data)[candidate:zero]):
+            # inside a run of zeros (a preallocated tail): a header starting in
+            # it has its fourth byte past the run's first non-zero byte
+            following = _NONZERO.search(data, zero)
+            if following is None:
+                return None
+            search = following.start() + 1
     return None
+
+
+def _zeros_from(data: bytes, pos: int) -> bool:
+    """Whether ``data`` holds only zeros from ``pos`` on (a preallocated tail)."""
+    return data.count(0, pos) == len(data) - pos
 
 
 def scan(data: bytes, base: int = 0, *, version: int = 2, tolerate_holes: bool = False) -> Scan:
@@ -226,9 +247,16 @@ def scan(data: bytes, base: int = 0, *, version: int = 2, tolerate_holes: bool =
     while pos < len(data):
         length, reason = _frame_at(data, pos)
         if length < 0:
+            if _zeros_from(data, pos):
+                if not batch:  # the frames end here
+                    return Scan(batches, starts, base + pos, last_frame=last_frame)
+                end = base + batch_start
+                return Scan(
+                    batches, starts, end, end, "batch without its last frame", False, last_frame
+                )
             following = _next_valid_frame(data, pos)
             damaged = following is not None and not (
-                tolerate_holes and not any(memoryview(data)[pos:following])
+                tolerate_holes and data.count(0, pos, following) == following - pos
             )
             end = base + batch_start
             return Scan(batches, starts, end, base + pos, reason, damaged, last_frame)

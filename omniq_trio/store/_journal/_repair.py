@@ -98,7 +98,7 @@ def _repair(fd: int, path: Path, *, dry_run: bool) -> RepairReport:
         except Exception as exc:  # intact checksum, unreadable content: damage all the same
             kept, damaged_at, reason = start, start, f"undecodable record ({exc})"
             break
-    if damaged_at is None and kept < len(data):
+    if damaged_at is None and data.count(0, kept) != len(data) - kept:  # not just zeros
         damaged_at, reason = kept, "trailing bytes"
     report = RepairReport(path, len(data), kept, records, damaged_at, reason, dry_run=dry_run)
     if dry_run or damaged_at is None:
