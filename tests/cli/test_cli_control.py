@@ -5,38 +5,20 @@ test fills through the store (no worker needed)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 import trio
 
 from omniq_trio import AsyncOmniQ, Progress, Settings, TaskError, TaskStatus
-from omniq_trio._cli import main
+from tests.cli._inprocess import run
 
 ADD = "tests.cli.cli_tasks:add"
 OTHER = "tests.cli.cli_tasks:other"
 W = "cli-test-worker"
 
 
-@pytest.fixture(autouse=True)
-def base_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for name in os.environ:
-        if name.startswith("OMNIQ_"):
-            monkeypatch.delenv(name)
-    base_dir = tmp_path / "data"
-    monkeypatch.setenv("OMNIQ_BASE_DIR", str(base_dir))
-    return base_dir
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        assert isinstance(exc.code, int)
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
+pytestmark = pytest.mark.usefixtures("base_dir")
 
 
 def fill(base_dir: Path) -> dict[str, str]:

@@ -12,36 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from omniq_trio._cli import main
+from tests.cli._inprocess import assert_one_line, run
 from tests.conftest import ROOT
 
 ADD = "tests.cli.cli_tasks:add"
 
 
-@pytest.fixture(autouse=True)
-def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for name in os.environ:
-        if name.startswith("OMNIQ_"):
-            monkeypatch.delenv(name)
-    base_dir = tmp_path / "data"
-    monkeypatch.setenv("OMNIQ_BASE_DIR", str(base_dir))
-    return base_dir
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse's way out
-        assert isinstance(exc.code, int)
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line(err: str, command: str) -> None:
-    assert err.endswith("\n") and err.count("\n") == 1, err
-    assert err.startswith(f"omniq-trio {command}".rstrip() + ": error: "), err
-    assert "Traceback" not in err
+pytestmark = pytest.mark.usefixtures("base_dir")
 
 
 USAGE_ERRORS = [
@@ -111,13 +88,13 @@ def test_bad_environment_exits_2(
     ids=" ".join,
 )
 def test_no_journal_is_reported_and_not_created(
-    capsys: pytest.CaptureFixture[str], clean_environ: Path, argv: list[str]
+    capsys: pytest.CaptureFixture[str], base_dir: Path, argv: list[str]
 ) -> None:
     code, _, err = run(capsys, *argv)
     assert code == 1
     assert_one_line(err, argv[0])
-    assert f"no journal in {clean_environ}" in err
-    assert not clean_environ.exists()
+    assert f"no journal in {base_dir}" in err
+    assert not base_dir.exists()
 
 
 def test_an_unrelated_omniq_variable_is_a_warning_not_an_error(

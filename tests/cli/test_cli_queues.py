@@ -4,7 +4,6 @@ in-process on a temporary journal (the commands are thin calls into the client).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -14,19 +13,12 @@ from omniq_trio import AsyncOmniQ, QueueInfo, RateLimit, Schedule, Settings, Tas
 from omniq_trio._cli import main
 from omniq_trio._cli._main import parser as _parser
 from omniq_trio._cli._main import settings as _settings
-from tests.cli.test_cli_errors import assert_one_line, run
+from tests.cli._inprocess import assert_one_line, run
 
 ADD = "tests.cli.cli_tasks:add"
 
 
-@pytest.fixture(autouse=True)
-def base_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for name in os.environ:
-        if name.startswith("OMNIQ_"):
-            monkeypatch.delenv(name)
-    path = tmp_path / "data"
-    monkeypatch.setenv("OMNIQ_BASE_DIR", str(path))
-    return path
+pytestmark = pytest.mark.usefixtures("base_dir")
 
 
 def read(base_dir: Path) -> tuple[list[Task], list[QueueInfo]]:
