@@ -23,13 +23,17 @@ One statement per change, changes grouped per transaction
     another round trip is in flight (the recorder's batch of outcomes, the
     poller's claim, producers' enqueues) are sent together, pipelined, in
     one transaction (``_writer``); a statement that fails alone is retried
-    alone, so one caller's error is never another's. Claims take rows
+    alone, so one caller's error is never another's. The outcomes recorded
+    in one round trip go as one statement over all of them, each caller
+    answered for its own. Claims take rows
     ``FOR UPDATE SKIP LOCKED`` in priority, eta, FIFO order from each queue
     they may take from, through a partial index of the claimable rows per
     queue, and merge the queues' picks; finished rows, however many, are in
     no index a claim reads. A paused queue is skipped; a rate-limited one is
     locked while a claim counts its recent starts, so every process counts
-    the same ones.
+    the same ones. While no queue has such controls, a claim of every queue
+    runs a plainer statement, which looks for controls in its own snapshot
+    and leaves the claim to the full one when it finds some.
 
 Unique keys
     A partial unique index allows one live task per key, so racing enqueues

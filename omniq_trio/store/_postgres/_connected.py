@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from typing import Final
 
 import trio
@@ -125,6 +125,14 @@ class ConnectedStore(Store):
         if self._writer is None:
             raise closed()
         return (await self._writer.execute(statement, params, locks=locks)).rows
+
+    async def _change_items(
+        self, statement: Statement, columns: Sequence[Sequence[Param]], *, keys: Set[str]
+    ) -> list[Row]:
+        """Run a changing statement over items (``GroupCommit.execute_items``)."""
+        if self._writer is None:
+            raise closed()
+        return (await self._writer.execute_items(statement, columns, keys=keys)).rows
 
     async def _read(self, statement: Statement, params: Sequence[Param] = ()) -> list[Row]:
         return (await self._open_pool().execute(statement, params)).rows

@@ -25,7 +25,7 @@ __all__ = [
     "enqueue_params",
     "error_json",
     "progress_json",
-    "record_params",
+    "record_columns",
     "result_from_row",
     "task_from_row",
 ]
@@ -104,23 +104,22 @@ def enqueue_params(tasks: Sequence[Task]) -> list[Param]:
     return [*(array_literal(column) for column in columns), array_literal(firsts)]
 
 
-def record_params(outcomes: Sequence[Outcome]) -> list[Param]:
-    """The ``record`` statement's parameters: one array per field of the outcomes."""
+def record_columns(outcomes: Sequence[Outcome]) -> list[list[Param]]:
+    """The ``record`` statement's parameters, each an array of one field of the
+    outcomes, as lists (``GroupCommit.execute_items``)."""
     return [
-        array_literal([o.task_id for o in outcomes]),
-        array_literal([o.worker_id for o in outcomes]),
-        array_literal(
-            [
-                None
-                if o.error is not None
-                else dump_json(o.value, f"the return value of task {o.task_id}")
-                for o in outcomes
-            ]
-        ),
-        array_literal([error_json(o.error) for o in outcomes]),
-        array_literal([o.at for o in outcomes]),
-        array_literal([o.eta if o.kind is OutcomeKind.RETRY else None for o in outcomes]),
-        array_literal([o.eta if o.kind is OutcomeKind.NEXT_RUN else None for o in outcomes]),
+        [o.task_id for o in outcomes],
+        [o.worker_id for o in outcomes],
+        [
+            None
+            if o.error is not None
+            else dump_json(o.value, f"the return value of task {o.task_id}")
+            for o in outcomes
+        ],
+        [error_json(o.error) for o in outcomes],
+        [o.at for o in outcomes],
+        [o.eta if o.kind is OutcomeKind.RETRY else None for o in outcomes],
+        [o.eta if o.kind is OutcomeKind.NEXT_RUN else None for o in outcomes],
     ]
 
 

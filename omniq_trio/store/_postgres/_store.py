@@ -48,7 +48,7 @@ from ._rows import (
     enqueue_params,
     error_json,
     progress_json,
-    record_params,
+    record_columns,
     result_from_row,
     task_from_row,
 )
@@ -111,6 +111,9 @@ class PostgresStore(ConnectedStore):
         # Claims whose reply was lost: (worker_id, now). Whatever they took is
         # released before the next claim (see `claim`).
         self._unsettled_claims: list[tuple[str, float]] = []
+        # Whether the last claim saw a paused or rate-limited queue: claims of
+        # every queue then run `claim` at once, else `claim_plain` first.
+        self._queues_controlled = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PostgresStore:
@@ -226,11 +229,17 @@ class PostgresStore(ConnectedStore):
         if queues is not None:
             names = array_literal(list(queues))
             budgets = array_literal([min(max(b, 0), _MAX_LIMIT) for b in queues.values()])
+        params: list[Param] = [now, min(limit, _MAX_LIMIT), worker_id, lease_until]
         try:
-            rows = await self._change(
-                self._sql.claim,
-                [now, min(limit, _MAX_LIMIT), worker_id, lease_until, names, budgets],
-            )
+            rows = None
+            if queues is None and not self._queues_controlled:
+                rows = await self._change(self._sql.claim_plain, params)
+                if rows and rows[0][0] is None:  # a queue has controls; nothing was taken
+                    rows = None
+            if rows is None:
+                rows = await self._change(self._sql.claim, [*params, names, budgets])
+            if rows:
+                self._queues_controlled = rows[0][-1]
         except ConnectionLostError:
             # The claim may have committed with its reply lost: the tasks it
             # took would be held by a live worker that does not know them, and
@@ -238,9 +247,9 @@ class PostgresStore(ConnectedStore):
             # as a worker does not claim twice at the same instant.
             self._unsettled_claims.append((worker_id, now))
             raise
-        # RETURNING gives no order: put them in claim order (the last column
-        # is queue_seq, the tie-breaker after priority and eta)
-        claimed = sorted(((task_from_row(row), row[-1]) for row in rows), key=_claim_order)
+        # RETURNING gives no order: put them in claim order (the column after
+        # the task's is queue_seq, the tie-breaker after priority and eta)
+        claimed = sorted(((task_from_row(row), row[-2]) for row in rows), key=_claim_order)
         return [task for task, _ in claimed]
 
     async def _settle_claims(self) -> None:
@@ -263,8 +272,12 @@ class PostgresStore(ConnectedStore):
             await self._nothing_to_do()
             return errors
         sent = [i for i in range(len(outcomes)) if errors[i] is None]
-        params = record_params([outcomes[i] for i in sent])
-        recorded = {sent[ord_ - 1] for (ord_,) in await self._change(self._sql.record, params)}
+        # merged with the outcomes other calls record in the same round trip
+        columns = record_columns([outcomes[i] for i in sent])
+        rows = await self._change_items(
+            self._sql.record, columns, keys={outcomes[i].task_id for i in sent}
+        )
+        recorded = {sent[ord_ - 1] for (ord_,) in rows}
         for i in recorded:
             self._notify_changes(outcome_changes(outcomes[i]))
         if refused := [i for i in sent if i not in recorded]:

@@ -19,13 +19,22 @@ statement (``lock_statement``), in the order every transaction takes them,
 while it holds no other lock: two transactions never wait for each other's
 keys.
 
+Outcomes recorded together also share one statement: a caller that gives
+its parameters as items (:meth:`GroupCommit.execute_items`, one array per
+column) has them run with those of every call of the same statement in the
+round trip, unless the two name the same key (the same task): one statement
+over all their items, costing the server less than one per call, whose rows
+are handed back to each caller by item. Calls that were queued together were
+concurrent, so the order they run in is any.
+
 Cancellation: a queued statement is withdrawn if its caller is cancelled
 before it is sent; once sent, its caller waits for the reply, shielded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import bisect
+from collections.abc import Sequence, Set
 from typing import Final, final
 
 import attrs
@@ -40,6 +49,7 @@ from ._wire import (
     PgConnection,
     QueryError,
     Reply,
+    Row,
     Statement,
     array_literal,
 )
@@ -62,6 +72,10 @@ class _Request:
     params: Sequence[Param]
     #: unique keys whose locks the statement takes
     locks: Sequence[str]
+    #: the items ``params`` holds as arrays, one list per column (execute_items)
+    columns: Sequence[Sequence[Param]] | None = None
+    #: what its items change; calls that share one are never merged
+    keys: Set[str] = frozenset()
     #: the caller's wait, shielded once the request is sent
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     sent: bool = False
@@ -88,7 +102,22 @@ class GroupCommit:
     ) -> Reply:
         """Run ``statement``, in a transaction shared with statements queued alongside;
         ``locks``: the unique keys it locks."""
-        request = _Request(statement, params, locks)
+        return await self._submit(_Request(statement, params, locks))
+
+    async def execute_items(
+        self, statement: Statement, columns: Sequence[Sequence[Param]], *, keys: Set[str]
+    ) -> Reply:
+        """Run ``statement`` with one array parameter per column of ``columns`` (each
+        holding one value per item), merged with calls of the same statement queued
+        alongside whose ``keys`` are not its own into one run over all their items.
+
+        The statement must answer rows whose first column is the 1-based index of
+        an item; the reply holds this call's rows, numbered by its own items.
+        """
+        params = [array_literal(column) for column in columns]
+        return await self._submit(_Request(statement, params, (), columns, keys))
+
+    async def _submit(self, request: _Request) -> Reply:
         self._queue.append(request)
         try:
             with request.scope:
@@ -137,7 +166,9 @@ class GroupCommit:
 
     async def _run(self, conn: PgConnection, batch: list[_Request]) -> bool:
         """Run ``batch`` in one transaction; False if it must be run again one by one."""
-        calls: list[Call] = [(r.statement, r.params) for r in batch]
+        groups = _merged(batch)
+        ordered = [request for group in groups for request in group]
+        calls: list[Call] = [_call(group) for group in groups]
         locks = sorted({key for r in batch for key in r.locks})
         prelude = len(batch) > 1 and bool(locks)
         if prelude:
@@ -147,6 +178,11 @@ class GroupCommit:
                 replies = await conn.run(calls)
                 if prelude:
                     del replies[0]
+                replies = [
+                    reply
+                    for group, merged in zip(groups, replies, strict=True)
+                    for reply in _split(group, merged)
+                ]
         except QueryError as exc:
             if len(batch) > 1:
                 return False
@@ -159,6 +195,59 @@ class GroupCommit:
                     else StoreError(str(exc))
                 )
         else:
-            for request, reply in zip(batch, replies, strict=True):
+            for request, reply in zip(ordered, replies, strict=True):
                 request.reply = reply
         return True
+
+
+def _merged(batch: Sequence[_Request]) -> list[list[_Request]]:
+    """``batch`` in groups to run as one statement each: the calls of one statement
+    given as items, while their keys are distinct; every other call alone."""
+    groups: list[list[_Request]] = []
+    merging: dict[bytes, tuple[list[_Request], set[str]]] = {}
+    for request in batch:
+        if request.columns is not None:
+            group = merging.get(request.statement.name)
+            if group is None:
+                merging[request.statement.name] = ([request], set(request.keys))
+                groups.append(merging[request.statement.name][0])
+                continue
+            members, keys = group
+            if keys.isdisjoint(request.keys):
+                members.append(request)
+                keys.update(request.keys)
+                continue
+        groups.append([request])
+    return groups
+
+
+def _call(group: Sequence[_Request]) -> Call:
+    first = group[0]
+    if len(group) == 1:
+        return first.statement, first.params
+    columns = [_columns(request) for request in group]
+    return first.statement, [
+        array_literal([value for call in columns for value in call[i]])
+        for i in range(len(columns[0]))
+    ]
+
+
+def _columns(request: _Request) -> Sequence[Sequence[Param]]:
+    assert request.columns is not None  # only calls given as items are merged
+    return request.columns
+
+
+def _split(group: Sequence[_Request], reply: Reply) -> list[Reply]:
+    """The replies of each call of ``group`` in the merged statement's ``reply``."""
+    if len(group) == 1:
+        return [reply]
+    starts = []  # each call's first item, 0-based, in the merged run
+    at = 0
+    for request in group:
+        starts.append(at)
+        at += len(_columns(request)[0])
+    rows: list[list[Row]] = [[] for _ in group]
+    for row in reply.rows:
+        member = bisect.bisect_right(starts, row[0] - 1) - 1
+        rows[member].append((row[0] - starts[member], *row[1:]))
+    return [Reply(member_rows, len(member_rows)) for member_rows in rows]
