@@ -109,6 +109,14 @@ async def run(args: argparse.Namespace) -> None:
             start = time.perf_counter()
             ok_id, failed_id = await fill(omniq, args.tasks)
             print(f"  filled in {time.perf_counter() - start:.1f}s")
+            if args.backend == "postgres":
+                # statistics as autovacuum keeps them once it has seen the fill: right
+                # after a bulk load the planner would take a million pending tasks
+                # for none and sort them all for a listing by function
+                import psycopg
+
+                with psycopg.connect(args.dsn, autocommit=True) as conn:
+                    conn.execute(f'ANALYZE "{settings.postgres_schema}".tasks')
             if args.backend == "memory":
                 await time_pages(omniq, ok_id, failed_id, args.repeat)
                 return
