@@ -48,6 +48,9 @@ class Op:
     finished: bool = False
     result: Any = None
     error: BaseException | None = None
+    #: a written batch whose sync the leader handed to this op's owner (its own op
+    #: needed none): the owner waits for the sync and acknowledges the batch
+    settle: Written | None = None
 
     def finish(self, *, result: Any = None, error: BaseException | None = None) -> None:
         self.result, self.error, self.finished = result, error, True

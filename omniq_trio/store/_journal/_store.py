@@ -311,15 +311,18 @@ class JournalStore(Durability, IndexedStore):
         with trio.CancelScope(shield=True):
             if self._leading:
                 await op.wake.wait()
-            if not op.finished:
-                await self._lead()
+            if op.settle is not None:
+                await self._settle(op.settle)
+            elif not op.finished:
+                await self._lead(op)
         if op.error is not None:
             raise op.error
         result: R = op.result
         return result
 
-    async def _lead(self) -> None:
-        """Write everything queued as one batch, pass the lead on, then wait for the sync."""
+    async def _lead(self, own: Op) -> None:
+        """Write everything queued as one batch (``own`` among it), pass the lead on, then
+        wait for the sync, or hand that wait to a change that needs it."""
         self._leading = True
         written: Written | None = None
         try:
@@ -334,8 +337,15 @@ class JournalStore(Durability, IndexedStore):
                 self._leading = False
         self._maintenance.maybe_start()
         # The next batch is written while this one syncs: a claim never waits
-        # for a sync it does not need.
-        if written is not None:
+        # for a sync it does not need, not even as the leader of a batch that
+        # does (the poller would hold back the tasks it claimed).
+        if written is None or not written.durable:
+            return
+        if own.finished:
+            first = written.durable[0][0]
+            first.settle = written
+            first.wake.set()
+        else:
             await self._settle(written)
 
     async def _commit_batch(self, batch: list[Op]) -> Written | None:
