@@ -159,6 +159,7 @@ class JournalStore(Durability, IndexedStore):
         self._sync_scheduled = False
         self._last_sync = -float("inf")
         self._sync_took = 0.0
+        self._worker_busy = False
         # Serialises file I/O and index catch-up in this process. flock alone
         # cannot: a shared lock taken on the same descriptor would silently
         # downgrade an exclusive one held by a concurrent commit.
@@ -422,6 +423,8 @@ class JournalStore(Durability, IndexedStore):
         # not survive a crash, and it must not wait behind a sync
         for op, result in immediate:
             op.finish(result=result)
+        if immediate:
+            self._worker_busy = True
         return Written(durable, (self._segment, self._offset))
 
     def _make_room(self, size: int) -> None:
