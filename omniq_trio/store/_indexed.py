@@ -135,7 +135,7 @@ class IndexedStore(Store):
             )
             if event is None:
                 return [], list
-            return [event], lambda: [index.get(task_id) for task_id in event.ids]
+            return [event], lambda: index.get_many(list(event.ids))
 
         return await self._commit(plan)
 

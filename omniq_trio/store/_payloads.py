@@ -40,6 +40,9 @@ class PayloadSource(Protocol):
     def event(self, ref: int) -> Event:
         """The event kept under ``ref``."""
 
+    def prefetch(self, refs: list[int]) -> None:
+        """``refs`` are about to be read (a claim's tasks): read them ahead if that is cheaper."""
+
 
 class MemoryPayloads:
     """Events kept as objects, one entry per column that refers to one."""
@@ -59,6 +62,9 @@ class MemoryPayloads:
 
     def event(self, ref: int) -> Event:
         return self._events[ref]
+
+    def prefetch(self, refs: list[int]) -> None:
+        pass
 
     def __len__(self) -> int:
         return len(self._events)

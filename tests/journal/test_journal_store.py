@@ -16,7 +16,7 @@ import trio.testing
 from omniq_trio.errors import JournalCorruptError, StoreClosedError
 from omniq_trio.models import TaskStatus
 from omniq_trio.store import JournalStore, Outcome, repair_journal
-from omniq_trio.store._journal import _files
+from omniq_trio.store._journal import _fileio, _files
 from omniq_trio.testing import T0, make_task
 
 W = "worker"
@@ -239,3 +239,29 @@ async def test_a_damaged_snapshot_is_not_mistaken_for_a_torn_tail(tmp_path: Path
     with pytest.raises(JournalCorruptError):
         await JournalStore(tmp_path).open()
     assert path.read_bytes() == bytes(data)
+
+
+async def test_a_claim_reads_its_tasks_records_in_one_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tasks = [make_task(args=[i]) for i in range(4)]
+    async with JournalStore(tmp_path) as store:
+        for task in tasks:
+            await store.enqueue([task])
+    reads: list[int] = []
+    real = _fileio.pread
+
+    def counted(fd: int, size: int, offset: int) -> bytes:
+        reads.append(size)
+        return real(fd, size, offset)
+
+    async with JournalStore(tmp_path) as store:
+        store._index.payloads._cache.clear()  # type: ignore[attr-defined]  # as after a long run
+        monkeypatch.setattr(_fileio, "pread", counted)
+        claimed = await store.claim("w", now=T0, limit=4, lease_until=T0 + 30)
+        monkeypatch.undo()
+        # one read of the four records (the rest: the few bytes that say nobody appended)
+        assert len([size for size in reads if size > len(_fileio.ZERO_RUN)]) == 1
+        assert sorted(t.id for t in claimed) == sorted(t.id for t in tasks)
+        for task in claimed:
+            assert task == await store.get_task(task.id)

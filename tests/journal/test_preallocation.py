@@ -9,9 +9,11 @@ segment with a preallocated tail.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import attrs
 import orjson
 import pytest
 import trio
+import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -314,3 +317,67 @@ async def test_the_sync_runs_on_the_loop_only_while_syncs_are_fast_and_nothing_w
         monkeypatch.setattr(trio.lowlevel, "current_statistics", busy)
         await store.enqueue([make_task()])
         assert hops == [store._timed_sync] * 2
+
+
+async def test_a_process_that_claims_syncs_in_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hops: list[object] = []
+    real = trio.to_thread.run_sync
+
+    async def counted(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        hops.append(fn)
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(trio.to_thread, "run_sync", counted)
+    monkeypatch.setattr(_fileio, "durable_sync", lambda fd: None)  # always fast
+    async with JournalStore(tmp_path) as store:
+        await store.enqueue([make_task()])
+        hops.clear()
+        # a claim was written since the last sync: executors are about, keep the loop free
+        (claimed,) = await store.claim(W, now=T0, limit=1, lease_until=T0 + 30)
+        await store.record([Outcome.success(claimed.id, W, T0 + 1)])
+        assert hops == [store._timed_sync]
+        await store.enqueue([make_task()])  # nothing claimed since that sync: on the loop
+        assert hops == [store._timed_sync]
+
+
+async def test_a_claim_leading_a_batch_does_not_wait_for_its_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the poller would otherwise hold back the tasks it claimed for a sync it
+    # does not need, because an outcome joined its batch
+    gate = threading.Event()
+    monkeypatch.setattr(_fileio, "durable_sync", lambda fd: gate.wait(10))
+    async with JournalStore(tmp_path) as store:
+        gate.set()
+        first, second = make_task(), make_task()
+        await store.enqueue([first, second])
+        (running,) = await store.claim(W, now=T0, limit=1, lease_until=T0 + 30)
+        gate.clear()
+        claimed: list[str] = []
+        recorded: list[object] = []
+
+        async def claim() -> None:
+            claimed.extend(t.id for t in await store.claim(W, now=T0, limit=1, lease_until=T0))
+
+        async def record() -> None:
+            recorded.extend(await store.record([Outcome.success(running.id, W, T0 + 1)]))
+
+        async with trio.open_nursery() as nursery:
+            # hold the writes back so that the claim and then the outcome queue up:
+            # the claim leads the next batch, the outcome in it
+            await store._io_lock.acquire()
+            nursery.start_soon(functools.partial(store.release, [], worker_id=W))
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(claim)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(record)
+            await trio.testing.wait_all_tasks_blocked()
+            store._io_lock.release()
+            await trio.testing.wait_all_tasks_blocked()  # the outcome's sync hangs
+            assert claimed == [second.id]
+            assert recorded == []
+            gate.set()
+        assert recorded == [None]
+        assert (await store.get_task(running.id)).status is TaskStatus.SUCCESS

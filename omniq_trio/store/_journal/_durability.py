@@ -48,6 +48,9 @@ class Op:
     finished: bool = False
     result: Any = None
     error: BaseException | None = None
+    #: a written batch whose sync the leader handed to this op's owner (its own op
+    #: needed none): the owner waits for the sync and acknowledges the batch
+    settle: Written | None = None
 
     def finish(self, *, result: Any = None, error: BaseException | None = None) -> None:
         self.result, self.error, self.finished = result, error, True
@@ -91,6 +94,8 @@ class Durability:
     _last_sync: float
     #: seconds the last durable sync itself took (not counting a thread hop)
     _sync_took: float
+    #: whether a claim, renewal or release was written since the last durable sync
+    _worker_busy: bool
     _queue: list[Op]
 
     def _open_sync(self) -> None:
@@ -222,8 +227,9 @@ class Durability:
                 self._sync_later(self._last_sync + self._fsync_interval)
                 return
             target, self._sync_done = self._offset, trio.Event()
+            inline, self._worker_busy = self._sync_inline(), False
             try:
-                if self._sync_inline():
+                if inline:
                     self._timed_sync(self._segment_fd)
                 else:
                     await trio.to_thread.run_sync(self._timed_sync, self._segment_fd)
@@ -236,9 +242,15 @@ class Durability:
 
     def _sync_inline(self) -> bool:
         """Whether to sync on the event loop: syncs have been fast, and no other task is
-        ready to run (nor queued to commit) that the sync would hold up."""
+        ready to run (nor queued to commit) that the sync would hold up.
+
+        Not in a process that claims tasks (a claim, renewal or release was written
+        since the last sync): its executors and its poller are woken all the time,
+        often by tasks that run later in this same scheduler pass, which the
+        statistics do not count as runnable yet (nor a thread's result on its way)."""
         return (
             self._sync_took < INLINE_SYNC_MAX
+            and not self._worker_busy
             and not self._queue
             and trio.lowlevel.current_statistics().tasks_runnable == 0
         )

@@ -149,6 +149,8 @@ class JournalStore(Durability, IndexedStore):
         self._wrote = False
         #: False once the file system has said it cannot preallocate
         self._can_preallocate = True
+        #: the segment's size when last seen (at least), 0 when it may have shrunk since
+        self._allocated = 0
         self._records = 0
         self._last_frame: tuple[int, int] | None = None
         self._segment_id = b""
@@ -159,6 +161,7 @@ class JournalStore(Durability, IndexedStore):
         self._sync_scheduled = False
         self._last_sync = -float("inf")
         self._sync_took = 0.0
+        self._worker_busy = False
         # Serialises file I/O and index catch-up in this process. flock alone
         # cannot: a shared lock taken on the same descriptor would silently
         # downgrade an exclusive one held by a concurrent commit.
@@ -250,6 +253,7 @@ class JournalStore(Durability, IndexedStore):
         self._last_frame = loaded.last_frame
         self._synced = self._offset
         self._foreign_unsynced = False
+        self._allocated = 0
         self._maintenance.loaded(loaded.checkpoint_records)
 
     async def aclose(self) -> None:
@@ -311,15 +315,18 @@ class JournalStore(Durability, IndexedStore):
         with trio.CancelScope(shield=True):
             if self._leading:
                 await op.wake.wait()
-            if not op.finished:
-                await self._lead()
+            if op.settle is not None:
+                await self._settle(op.settle)
+            elif not op.finished:
+                await self._lead(op)
         if op.error is not None:
             raise op.error
         result: R = op.result
         return result
 
-    async def _lead(self) -> None:
-        """Write everything queued as one batch, pass the lead on, then wait for the sync."""
+    async def _lead(self, own: Op) -> None:
+        """Write everything queued as one batch (``own`` among it), pass the lead on, then
+        wait for the sync, or hand that wait to a change that needs it."""
         self._leading = True
         written: Written | None = None
         try:
@@ -334,8 +341,15 @@ class JournalStore(Durability, IndexedStore):
                 self._leading = False
         self._maintenance.maybe_start()
         # The next batch is written while this one syncs: a claim never waits
-        # for a sync it does not need.
-        if written is not None:
+        # for a sync it does not need, not even as the leader of a batch that
+        # does (the poller would hold back the tasks it claimed).
+        if written is None or not written.durable:
+            return
+        if own.finished:
+            first = written.durable[0][0]
+            first.settle = written
+            first.wake.set()
+        else:
             await self._settle(written)
 
     async def _commit_batch(self, batch: list[Op]) -> Written | None:
@@ -412,6 +426,8 @@ class JournalStore(Durability, IndexedStore):
         # not survive a crash, and it must not wait behind a sync
         for op, result in immediate:
             op.finish(result=result)
+        if immediate:
+            self._worker_busy = True
         return Written(durable, (self._segment, self._offset))
 
     def _make_room(self, size: int) -> None:
@@ -419,11 +435,17 @@ class JournalStore(Durability, IndexedStore):
         if not self._can_preallocate:
             return
         end = self._offset + size
-        if os.fstat(self._segment_fd).st_size >= end:
+        # the size seen last, while no one has cut the file since: no stat per commit
+        if self._allocated >= end:
+            return
+        self._allocated = os.fstat(self._segment_fd).st_size
+        if self._allocated >= end:
             return
         length = -(-end // PREALLOCATE) * PREALLOCATE - self._offset
         try:
-            if not fileio.preallocate(self._segment_fd, self._offset, length):
+            if fileio.preallocate(self._segment_fd, self._offset, length):
+                self._allocated = self._offset + length
+            else:
                 self._can_preallocate = False
         except OSError as exc:  # ENOSPC: the write itself says whether it fits
             log.debug("journal %s: could not preallocate (%s)", self._base_dir, exc)
@@ -487,7 +509,10 @@ class JournalStore(Durability, IndexedStore):
             self._notify_all()
             return []
         # the end of the frames, not of the file (which may be preallocated)
-        if not fileio.has_data_at(self._segment_fd, self._offset):
+        probe = fileio.pread(self._segment_fd, len(fileio.ZERO_RUN), self._offset)
+        if not any(probe):
+            if len(probe) == len(fileio.ZERO_RUN):
+                return []  # zeros after our end: the file did not shrink
             size = os.fstat(self._segment_fd).st_size
             if size < self._offset:
                 raise JournalError(
@@ -518,11 +543,15 @@ class JournalStore(Durability, IndexedStore):
                 found.end,
             )
             fileio.truncate(self._segment_fd, found.end)
+            self._allocated = 0
         return events
 
     def _apply_found(self, found: Scan) -> list[Event]:
         if self._synced < self._offset and found.end > self._offset:
             self._foreign_unsynced = True
+        if found.end > self._offset:
+            # another process wrote: it may cut the zeros after its frames when it closes
+            self._allocated = 0
         events: list[Event] = []
         apply_scan(self._index, found, self.segment_path, 2, collect=events)
         self._offset = found.end
