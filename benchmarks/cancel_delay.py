@@ -1,5 +1,4 @@
-"""Cross-process cancel delay: ``cancel()`` in this process → the task's ``finally`` in the
-worker process.
+"""Cross-process cancel delay: ``cancel()`` here → the task's ``finally`` in the worker.
 
 A worker process (``serve``) runs ``benchmarks.tasks:cancel_wait``, which
 writes a file when it starts and, in its ``finally``, the wall time it was

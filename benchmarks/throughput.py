@@ -137,8 +137,13 @@ async def bench_process(
                 elapsed = time.perf_counter() - start
             finally:
                 _stop(procs)
+        where = (
+            "1 worker in the producer's process (in-process)"
+            if workers == 1
+            else f"{workers} worker processes"
+        )
         print(
-            f"  process, {workers} worker process(es) x concurrency {concurrency}: "
+            f"  process, {where} x concurrency {concurrency}: "
             f"{_rate(n, elapsed)}"
             f"   (rss {rss_before:,.0f} MB with {n:,} tasks in the store)"
         )
