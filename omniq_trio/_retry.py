@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from .errors import InvalidTransitionError, TaskNotFoundError, UniqueConflictError
-from .models import TaskStatus
-
-if TYPE_CHECKING:
-    from ._client import AsyncOmniQ
+from .models import TaskPage, TaskStatus
 
 __all__ = ["retry_failed"]
 
@@ -17,7 +14,22 @@ __all__ = ["retry_failed"]
 PAGE: Final = 500
 
 
-async def retry_failed(omniq: AsyncOmniQ, func: Callable[..., Any] | str | None = None) -> int:
+class _Client(Protocol):
+    """What of ``AsyncOmniQ`` this takes (a protocol: the client imports this module)."""
+
+    async def query_tasks(
+        self,
+        status: TaskStatus | None = ...,
+        *,
+        func: Callable[..., Any] | str | None = ...,
+        limit: int = ...,
+        cursor: str | None = ...,
+    ) -> TaskPage: ...
+
+    async def retry(self, task_id: str) -> None: ...
+
+
+async def retry_failed(omniq: _Client, func: Callable[..., Any] | str | None = None) -> int:
     """Retry the FAILED tasks of ``omniq`` (of ``func`` only, if given); how many were.
 
     Pages through with a cursor, so tasks that fail while this runs may or may
