@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from omniq_trio.errors import JournalCorruptError
 from omniq_trio.models import TaskStatus
 from omniq_trio.store import JournalStore, Outcome, repair_journal
-from omniq_trio.store._journal import _fileio, _files, _store
+from omniq_trio.store._journal import _fileio, _files, _room
 from omniq_trio.store._journal._durability import INLINE_SYNC_MAX
 from omniq_trio.store._journal._frames import encode_batch, scan
 from omniq_trio.testing import T0, make_task
@@ -136,7 +136,7 @@ def test_read_frames_stops_in_the_zeros(tmp_path: Path) -> None:
 async def test_a_store_preallocates_and_trims_when_it_closes(tmp_path: Path) -> None:
     async with JournalStore(tmp_path) as store:
         await store.enqueue([make_task()])
-        assert os.fstat(store._segment_fd).st_size >= _store.PREALLOCATE > store._offset
+        assert os.fstat(store._segment_fd).st_size >= _room.PREALLOCATE > store._offset
         end = store._offset
     assert segment(tmp_path).stat().st_size == end
 
@@ -221,7 +221,7 @@ async def test_damage_before_a_preallocated_tail_still_raises(tmp_path: Path) ->
 async def test_frames_that_end_exactly_where_the_allocation_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_store, "PREALLOCATE", 1)  # allocate exactly what each write needs
+    monkeypatch.setattr(_room, "PREALLOCATE", 1)  # allocate exactly what each write needs
     async with JournalStore(tmp_path / "a") as store, JournalStore(tmp_path / "a") as other:
         for _ in range(3):
             await store.enqueue([make_task()])
@@ -266,7 +266,7 @@ async def test_without_preallocation_appends_as_before(
         for _ in range(3):
             await store.enqueue([make_task()])
             assert os.fstat(store._segment_fd).st_size == store._offset
-        assert not store._can_preallocate
+        assert not store._room.possible
         expected = await ids(store)
     async with JournalStore(tmp_path) as store:
         assert await ids(store) == expected

@@ -22,23 +22,64 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal
+from typing import Final, Literal, Protocol
 
 import trio
 
+from ...config import FsyncPolicy
+from .._events import Event
+from .._index import TaskIndex
 from . import _fileio as fileio
 from . import _files as files
 from ._checkpoint import Snapshot, take_snapshot, write_checkpoint
 from ._compactor import compact_snapshot
 from ._segment import Written
 
-if TYPE_CHECKING:
-    from ._store import JournalStore
-
 __all__ = ["Maintenance", "abandon", "finish_compaction", "write_compacted"]
 
 log = logging.getLogger("omniq_trio.store.journal")
+
+
+class JournalState(Protocol):
+    """What maintenance reads and calls of its ``JournalStore`` (a protocol, since the
+    store imports this module): the segment's state and the store's commit steps."""
+
+    @property
+    def base_dir(self) -> Path: ...
+    @property
+    def segment_path(self) -> Path: ...
+    @property
+    def _state(self) -> Literal["closed", "open", "failed"]: ...
+    @property
+    def _fsync(self) -> FsyncPolicy: ...
+    @property
+    def _index(self) -> TaskIndex: ...
+    @property
+    def _io_lock(self) -> trio.Lock: ...
+    @property
+    def _lock_fd(self) -> int: ...
+    @property
+    def _maintenance_fd(self) -> int: ...
+    @property
+    def _segment(self) -> int: ...
+    @property
+    def _segment_fd(self) -> int: ...
+    @property
+    def _segment_id(self) -> bytes: ...
+    @property
+    def _offset(self) -> int: ...
+    @property
+    def _records(self) -> int: ...
+    @property
+    def _last_frame(self) -> tuple[int, int] | None: ...
+    def _applied(self, events: Iterable[Event]) -> None: ...
+    async def _catch_up(self, *, exclusive: bool) -> list[Event]: ...
+    async def _flock(self, *, exclusive: bool) -> None: ...
+    def _notify_all(self) -> None: ...
+    async def _reload(self) -> None: ...
+
 
 #: Seconds before trying again when another process holds the maintenance lock.
 _BUSY_RETRY: Final = 1.0
@@ -91,7 +132,7 @@ class Maintenance:
 
     def __init__(
         self,
-        store: JournalStore,
+        store: JournalState,
         *,
         compact_threshold: float,
         compact_min_records: int,

@@ -54,12 +54,7 @@ from typing import Any, Final, TypeVar, final
 import trio
 
 from ...config import FsyncPolicy, Settings
-from ...errors import (
-    JournalCorruptError,
-    JournalError,
-    SerializationError,
-    StoreError,
-)
+from ...errors import JournalCorruptError, JournalError, SerializationError, StoreError
 from .._base import Change, Outcome, StoreCapabilities
 from .._events import (
     Cancelled,
@@ -83,6 +78,7 @@ from ._maintenance import Maintenance
 from ._opening import clear_leftovers, load_newest, upgrade
 from ._records import encode_event
 from ._replay import Loaded, apply_scan
+from ._room import Room
 from ._wakeup import Wakeups
 
 __all__ = ["JournalStore"]
@@ -105,10 +101,6 @@ _DURABLE: Final = (
 )
 #: Processes of one machine share it.
 _CAPABILITIES: Final = StoreCapabilities(shared=True, wakes_other_processes=True)
-#: Bytes the segment is grown by ahead of the writes (zeros, ``posix_fallocate``), so
-#: that a commit's durable sync has no change of file size to flush. A file
-#: system that cannot preallocate gets plain appends.
-PREALLOCATE: Final = 1 << 18
 
 
 @final
@@ -147,10 +139,8 @@ class JournalStore(Durability, IndexedStore):
         #: whether this store has written (then it trims the preallocated zeros when it
         #: closes)
         self._wrote = False
-        #: False once the file system has said it cannot preallocate
-        self._can_preallocate = True
-        #: the segment's size when last seen (at least), 0 when it may have shrunk since
-        self._allocated = 0
+        #: preallocated room ahead of the writes
+        self._room = Room()
         self._records = 0
         self._last_frame: tuple[int, int] | None = None
         self._segment_id = b""
@@ -253,7 +243,7 @@ class JournalStore(Durability, IndexedStore):
         self._last_frame = loaded.last_frame
         self._synced = self._offset
         self._foreign_unsynced = False
-        self._allocated = 0
+        self._room.forget()
         self._maintenance.loaded(loaded.checkpoint_records)
 
     async def aclose(self) -> None:
@@ -409,7 +399,7 @@ class JournalStore(Durability, IndexedStore):
             applied.extend(events)
         if builder.events:
             data = builder.finish()
-            self._make_room(len(data))
+            self._room.make(self._segment_fd, self._offset, len(data), self._base_dir)
             self._wrote = True
             try:
                 fileio.pwrite_all(self._segment_fd, data, self._offset)
@@ -429,26 +419,6 @@ class JournalStore(Durability, IndexedStore):
         if immediate:
             self._worker_busy = True
         return Written(durable, (self._segment, self._offset))
-
-    def _make_room(self, size: int) -> None:
-        """Preallocate, if the file does not reach past ``size`` more bytes of frames."""
-        if not self._can_preallocate:
-            return
-        end = self._offset + size
-        # the size seen last, while no one has cut the file since: no stat per commit
-        if self._allocated >= end:
-            return
-        self._allocated = os.fstat(self._segment_fd).st_size
-        if self._allocated >= end:
-            return
-        length = -(-end // PREALLOCATE) * PREALLOCATE - self._offset
-        try:
-            if fileio.preallocate(self._segment_fd, self._offset, length):
-                self._allocated = self._offset + length
-            else:
-                self._can_preallocate = False
-        except OSError as exc:  # ENOSPC: the write itself says whether it fits
-            log.debug("journal %s: could not preallocate (%s)", self._base_dir, exc)
 
     async def _lock_io(self) -> None:
         # Lock.acquire always yields; when the lock is free, skip the trip
@@ -543,7 +513,7 @@ class JournalStore(Durability, IndexedStore):
                 found.end,
             )
             fileio.truncate(self._segment_fd, found.end)
-            self._allocated = 0
+            self._room.forget()
         return events
 
     def _apply_found(self, found: Scan) -> list[Event]:
@@ -551,7 +521,7 @@ class JournalStore(Durability, IndexedStore):
             self._foreign_unsynced = True
         if found.end > self._offset:
             # another process wrote: it may cut the zeros after its frames when it closes
-            self._allocated = 0
+            self._room.forget()
         events: list[Event] = []
         apply_scan(self._index, found, self.segment_path, 2, collect=events)
         self._offset = found.end
