@@ -288,9 +288,9 @@ async def test_a_failed_preallocation_does_not_fail_the_commit(tmp_path: Path) -
 # ------------------------------------------------------ where the sync runs
 
 
-async def test_the_sync_runs_on_the_loop_only_while_syncs_are_fast_and_nothing_waits(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def hops(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The functions run through ``trio.to_thread.run_sync``, with every sync fast."""
     hops: list[object] = []
     real = trio.to_thread.run_sync
 
@@ -300,6 +300,12 @@ async def test_the_sync_runs_on_the_loop_only_while_syncs_are_fast_and_nothing_w
 
     monkeypatch.setattr(trio.to_thread, "run_sync", counted)
     monkeypatch.setattr(_fileio, "durable_sync", lambda fd: None)  # always fast
+    return hops
+
+
+async def test_the_sync_runs_on_the_loop_only_while_syncs_are_fast_and_nothing_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hops: list[object]
+) -> None:
     async with JournalStore(tmp_path) as store:
         hops.clear()
         await store.enqueue([make_task()])
@@ -319,18 +325,7 @@ async def test_the_sync_runs_on_the_loop_only_while_syncs_are_fast_and_nothing_w
         assert hops == [store._timed_sync] * 2
 
 
-async def test_a_process_that_claims_syncs_in_a_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    hops: list[object] = []
-    real = trio.to_thread.run_sync
-
-    async def counted(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        hops.append(fn)
-        return await real(fn, *args, **kwargs)
-
-    monkeypatch.setattr(trio.to_thread, "run_sync", counted)
-    monkeypatch.setattr(_fileio, "durable_sync", lambda fd: None)  # always fast
+async def test_a_process_that_claims_syncs_in_a_thread(tmp_path: Path, hops: list[object]) -> None:
     async with JournalStore(tmp_path) as store:
         await store.enqueue([make_task()])
         hops.clear()
