@@ -35,6 +35,19 @@ def run_example(name: str, cwd: Path, *args: str, timeout: float = 60) -> str:
     return done.stdout
 
 
+def run_postgres_example(name: str, cwd: Path, *, schema: str) -> str:
+    """Run an example against the test server (its DSN as argument); drop the schema it
+    makes, whatever happens."""
+    assert POSTGRES_DSN is not None
+    try:
+        return run_example(name, cwd, POSTGRES_DSN, timeout=120)
+    finally:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
 def test_quickstart(tmp_path: Path) -> None:
     out = run_example("quickstart.py", tmp_path)
     assert "enqueued 6 tasks" in out
@@ -136,14 +149,7 @@ def test_test_with_mockclock_passes_under_pytest(tmp_path: Path) -> None:
 
 @requires_postgres
 def test_postgres_workers(tmp_path: Path) -> None:
-    assert POSTGRES_DSN is not None
-    try:
-        out = run_example("postgres_workers.py", tmp_path, POSTGRES_DSN, timeout=120)
-    finally:
-        import psycopg
-
-        with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
-            conn.execute("DROP SCHEMA IF EXISTS omniq_example CASCADE")
+    out = run_postgres_example("postgres_workers.py", tmp_path, schema="omniq_example")
     assert "enqueued 300 tasks for 3 worker processes" in out
     assert "all 300 tasks succeeded, each run once" in out
     assert out.rstrip().endswith("workers stopped")
@@ -151,14 +157,7 @@ def test_postgres_workers(tmp_path: Path) -> None:
 
 @requires_postgres
 def test_flask_signups_enqueue_in_the_views_transaction(tmp_path: Path) -> None:
-    assert POSTGRES_DSN is not None
-    try:
-        out = run_example("flask_signups.py", tmp_path, POSTGRES_DSN, timeout=120)
-    finally:
-        import psycopg
-
-        with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
-            conn.execute("DROP SCHEMA IF EXISTS flask_example CASCADE")
+    out = run_postgres_example("flask_signups.py", tmp_path, schema="flask_example")
     lines = out.splitlines()
     assert lines[0].startswith("POST /signups ada@example.com: 201 ")
     assert lines[1].startswith("POST /signups alan@example.com: 201 ")

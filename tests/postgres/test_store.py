@@ -7,7 +7,9 @@ These run against a real server but never sleep: they wait for I/O only.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
@@ -80,21 +82,28 @@ async def test_an_upgraded_schema_keeps_its_tasks_and_counts_them(
         ]
 
 
+@contextlib.asynccontextmanager
+async def woken(store: PostgresStore, change: Change) -> AsyncIterator[None]:
+    """Around code that should wake ``store``'s waiters for ``change``: a waiter is
+    listening while it runs, and its change version has moved when it is done."""
+    # the first wait connects the listener, and returns: something may have
+    # happened before it listened
+    await store.wait_for_change(change, store.change_version(change), trio.current_time() + FAR)
+    seen = store.change_version(change)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(store.wait_for_change, change, seen, trio.current_time() + FAR)
+        await trio.testing.wait_all_tasks_blocked()
+        yield
+    assert store.change_version(change) != seen
+
+
 async def test_a_running_task_cancelled_elsewhere_wakes_its_worker(dsn: str, schema: str) -> None:
     task = make_task()
     async with PostgresStore(dsn, schema=schema) as a, PostgresStore(dsn, schema=schema) as b:
         await a.enqueue([task])
         await b.claim("w", now=T0, limit=1, lease_until=T0 + 30)
-        # the first wait connects the listener, and returns
-        await b.wait_for_change(
-            Change.CANCELLED, b.change_version(Change.CANCELLED), trio.current_time() + FAR
-        )
-        seen = b.change_version(Change.CANCELLED)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(b.wait_for_change, Change.CANCELLED, seen, trio.current_time() + FAR)
-            await trio.testing.wait_all_tasks_blocked()
+        async with woken(b, Change.CANCELLED):
             assert await a.cancel(task.id, at=T0 + 1)
-        assert b.change_version(Change.CANCELLED) != seen
         assert await b.renew("w", lease_until=T0 + 60) == frozenset()
 
 
@@ -208,18 +217,9 @@ async def test_a_claim_whose_reply_is_lost_is_released(
 
 
 async def test_work_in_one_store_wakes_a_waiter_on_another(dsn: str, schema: str) -> None:
-    async with PostgresStore(dsn, schema=schema) as a, PostgresStore(dsn, schema=schema) as b:
-        # the first wait connects the listener, and returns: something may
-        # have happened before it listened
-        await b.wait_for_change(
-            Change.WORK, b.change_version(Change.WORK), trio.current_time() + FAR
-        )
-        seen = b.change_version(Change.WORK)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(b.wait_for_change, Change.WORK, seen, trio.current_time() + FAR)
-            await trio.testing.wait_all_tasks_blocked()
-            await a.enqueue([make_task()])
-        assert b.change_version(Change.WORK) != seen
+    a, b = PostgresStore(dsn, schema=schema), PostgresStore(dsn, schema=schema)
+    async with a, b, woken(b, Change.WORK):
+        await a.enqueue([make_task()])
 
 
 async def test_an_awaited_result_is_announced_when_it_is_stored(dsn: str, schema: str) -> None:

@@ -22,6 +22,19 @@ __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate"]
 
 #: Each migration's SQL, in order; ``{s}`` is the quoted schema name. Never
 #: edit a released one: add the next.
+#: The parameters of enqueue_tasks, which fire_schedule takes too (after its own):
+#: one array per task column, in the order of _rows.enqueue_params, then per task
+#: the earlier task of the batch it collapses into, the channel and payload to notify.
+_ENQUEUE_PARAMS: Final = """p_id text[], p_func text[], p_args json[], p_kwargs json[],
+        p_status text[], p_priority bigint[], p_eta double precision[],
+        p_interval double precision[], p_max_retries integer[], p_timeout double precision[],
+        p_retry_on_timeout boolean[], p_attempts integer[], p_created_at double precision[],
+        p_started_at double precision[], p_finished_at double precision[],
+        p_worker_id text[], p_lease_until double precision[], p_error json[],
+        p_queue text[], p_unique_key text[], p_unique_for double precision[],
+        p_scheduled_at double precision[], p_lost_runs integer[], p_max_lost_runs integer[],
+        p_progress json[], p_headers json[], p_first integer[], p_channel text, p_payload text"""
+
 MIGRATIONS: Final[tuple[str, ...]] = (
     # 1: tasks and their results
     """
@@ -278,14 +291,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     -- is looked up again. It is also the one statement a caller's own
     -- transaction runs to enqueue there (PostgresStore.enqueue_statement).
     CREATE FUNCTION {s}.enqueue_tasks(
-        p_id text[], p_func text[], p_args json[], p_kwargs json[], p_status text[],
-        p_priority bigint[], p_eta double precision[], p_interval double precision[],
-        p_max_retries integer[], p_timeout double precision[], p_retry_on_timeout boolean[],
-        p_attempts integer[], p_created_at double precision[], p_started_at double precision[],
-        p_finished_at double precision[], p_worker_id text[], p_lease_until double precision[],
-        p_error json[], p_queue text[], p_unique_key text[], p_unique_for double precision[],
-        p_scheduled_at double precision[], p_lost_runs integer[], p_max_lost_runs integer[],
-        p_progress json[], p_headers json[], p_first integer[], p_channel text, p_payload text
+        {enqueue_params}
     ) RETURNS TABLE (task_id text, created boolean)
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
     DECLARE
@@ -373,14 +379,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     -- task (enqueue_tasks' arguments follow); else return no row.
     CREATE FUNCTION {s}.fire_schedule(
         p_name text, p_slot double precision,
-        p_id text[], p_func text[], p_args json[], p_kwargs json[], p_status text[],
-        p_priority bigint[], p_eta double precision[], p_interval double precision[],
-        p_max_retries integer[], p_timeout double precision[], p_retry_on_timeout boolean[],
-        p_attempts integer[], p_created_at double precision[], p_started_at double precision[],
-        p_finished_at double precision[], p_worker_id text[], p_lease_until double precision[],
-        p_error json[], p_queue text[], p_unique_key text[], p_unique_for double precision[],
-        p_scheduled_at double precision[], p_lost_runs integer[], p_max_lost_runs integer[],
-        p_progress json[], p_headers json[], p_first integer[], p_channel text, p_payload text
+        {enqueue_params}
     ) RETURNS TABLE (task_id text, created boolean)
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
     BEGIN
@@ -469,7 +468,7 @@ _INSUFFICIENT_PRIVILEGE: Final = "42501"
 def _upgrade_block(schema: str) -> str:
     s = f'"{schema}"'
     steps = "\n".join(
-        f"IF v < {n} THEN {sql.format(s=s)}\n"
+        f"IF v < {n} THEN {sql.format(s=s, enqueue_params=_ENQUEUE_PARAMS)}\n"
         f"INSERT INTO {s}.schema_version (version) VALUES ({n}); END IF;"
         for n, sql in enumerate(MIGRATIONS, start=1)
     )

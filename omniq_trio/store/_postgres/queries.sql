@@ -50,6 +50,23 @@ counted AS (
     SELECT queue, 'running', -count(*) FROM moved GROUP BY queue
 )
 
+-- fragment: queues_present
+-- The queues with claimable tasks, in name order, one descent of
+-- tasks_queue_claim each (a loose index scan: no listing index that also
+-- holds finished tasks can serve it). A statement given its queues gates
+-- its use of `present` on that ($n IS NULL), so the walk never runs then.
+present (name) AS (
+    (SELECT queue FROM {schema}.tasks
+        WHERE status IN ('pending', 'retrying')
+        ORDER BY queue, priority DESC, eta, queue_seq LIMIT 1)
+    UNION ALL
+    SELECT (SELECT queue FROM {schema}.tasks
+            WHERE status IN ('pending', 'retrying') AND queue > present.name
+            ORDER BY queue, priority DESC, eta, queue_seq LIMIT 1)
+    FROM present WHERE present.name IS NOT NULL
+)
+
+
 -- ================================================================ producing
 
 -- name: enqueue
@@ -145,16 +162,7 @@ WHERE t.id = $1::text
 -- while this claim runs is not seen by it, as by claim: the claim finishes
 -- as if it had started a moment before.
 WITH RECURSIVE
-present (name) AS (
-    (SELECT queue FROM {schema}.tasks
-        WHERE status IN ('pending', 'retrying')
-        ORDER BY queue, priority DESC, eta, queue_seq LIMIT 1)
-    UNION ALL
-    SELECT (SELECT queue FROM {schema}.tasks
-            WHERE status IN ('pending', 'retrying') AND queue > present.name
-            ORDER BY queue, priority DESC, eta, queue_seq LIMIT 1)
-    FROM present WHERE present.name IS NOT NULL
-),
+{queues_present},
 controls (controlled) AS (SELECT EXISTS (SELECT FROM {schema}.queues)),
 picked AS (
     SELECT t.* FROM present a CROSS JOIN LATERAL (
@@ -202,21 +210,10 @@ WHERE m.id IS NOT NULL OR c.controlled
 -- The last column: whether any queue is paused or rate-limited (claim_plain
 -- serves the next claims when none is).
 WITH RECURSIVE
--- without named queues: those with claimable tasks, one descent each of
--- tasks_queue_claim (the order named is its own: no listing index that
--- also holds finished tasks can serve it)
-present (name) AS (
-    (SELECT queue FROM {schema}.tasks
-        WHERE status IN ('pending', 'retrying') AND $5::text[] IS NULL
-        ORDER BY queue, priority DESC, eta, queue_seq LIMIT 1)
-    UNION ALL
-    SELECT (SELECT queue FROM {schema}.tasks
-            WHERE status IN ('pending', 'retrying') AND queue > present.name
-            ORDER BY queue, priority DESC, eta, queue_seq LIMIT 1)
-    FROM present WHERE present.name IS NOT NULL
-),
+-- without named queues ($5 NULL): every queue with claimable tasks
+{queues_present},
 wanted (name, budget) AS (
-    SELECT name, NULL::integer FROM present WHERE name IS NOT NULL
+    SELECT name, NULL::integer FROM present WHERE name IS NOT NULL AND $5::text[] IS NULL
     UNION ALL
     SELECT w.name, w.budget FROM unnest($5::text[], $6::integer[]) AS w (name, budget)
     WHERE w.budget > 0
@@ -519,18 +516,9 @@ SELECT name, paused, max_starts, per, starts FROM {schema}.queues
 -- priority's earliest, so it looks once per queue and distinct priority,
 -- not at every row.
 WITH RECURSIVE
-present (name) AS (
-    (SELECT queue FROM {schema}.tasks
-        WHERE status IN ('pending', 'retrying') AND $1::text[] IS NULL
-        ORDER BY queue, priority DESC, eta, queue_seq LIMIT 1)
-    UNION ALL
-    SELECT (SELECT queue FROM {schema}.tasks
-            WHERE status IN ('pending', 'retrying') AND queue > present.name
-            ORDER BY queue, priority DESC, eta, queue_seq LIMIT 1)
-    FROM present WHERE present.name IS NOT NULL
-),
+{queues_present},
 wanted (name) AS (
-    SELECT name FROM present WHERE name IS NOT NULL
+    SELECT name FROM present WHERE name IS NOT NULL AND $1::text[] IS NULL
     UNION ALL
     SELECT unnest($1::text[])
 ),
